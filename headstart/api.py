@@ -1,0 +1,270 @@
+"""The Python API: the three steps of transfer learning (extract, fit a head, predict), plus evaluation and saving.
+
+import headstart as hs
+model = hs.fit("samples:bbc-news", backbone="st:all-MiniLM-L6-v2", labels_per_class=16)
+model.predict(["Shares fell sharply on Monday"])
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from headstart.data import Dataset, load_data, split
+from headstart.model import TransferModel, as_dataset
+
+DEFAULT_BACKBONES = {"text": "st:all-MiniLM-L6-v2", "image": "headstart:efficientnet-lite0"}
+
+
+def default_backbone(modality: str) -> str:
+    return DEFAULT_BACKBONES[modality]
+
+
+def load_dataset(
+    data: Any,
+    *,
+    modality: str | None = None,
+    text_column: str | None = None,
+    label_columns: list[str] | None = None,
+    strict: bool = False,
+) -> Dataset:
+    """A Dataset from a source string (`samples:NAME`, a folder, a table) or pass one through."""
+    if isinstance(data, Dataset):
+        return data
+    return load_data(data, modality=modality, text_column=text_column, label_columns=label_columns, strict=strict)
+
+
+def embed(
+    data: Any,
+    *,
+    backbone: str | None = None,
+    out: str | Path | None = None,
+    batch_size: int = 32,
+    cache: bool = True,
+    progress: bool = True,
+    text_column: str | None = None,
+    strict: bool = False,
+) -> np.ndarray:
+    """Step 1, `f_feat(x) = f_enc(x)`: features of every item, through the on-disk cache."""
+    from headstart.backbones import create_backbone
+    from headstart.features import extract_features
+
+    ds = load_dataset(data, text_column=text_column, strict=strict)
+    bb = create_backbone(backbone or default_backbone(ds.modality))
+    _check_modality(bb.modality, ds, bb.spec)
+    return extract_features(bb, ds, batch_size=batch_size, cache=cache, progress=progress, out=out)
+
+
+def fit(
+    data: Any,
+    *,
+    backbone: str | None = None,
+    head: str = "linear",
+    out: str | Path | None = None,
+    test_size: float = 0.25,
+    labels_per_class: int | None = None,
+    seed: int = 0,
+    strict: bool = False,
+    text_column: str | None = None,
+    label_columns: list[str] | None = None,
+    class_weight: str | None = None,
+    head_params: dict[str, Any] | None = None,
+    batch_size: int = 32,
+    baseline: bool = True,
+    progress: bool = True,
+) -> TransferModel:
+    """Steps 1 and 2: extract features with a frozen backbone and fit one head per label column.
+
+    The data is split (stratified, seeded) into train and test; with `labels_per_class`, only that many labelled
+    training items per class are used. The returned model carries `report` (metrics, baseline, timing, skipped items);
+    with `out`, the model is saved there as a bundle with report.json, report.md and confusion-matrix PNGs.
+    """
+    from headstart.backbones import create_backbone
+    from headstart.evaluate.baselines import baseline_name, baseline_predict
+    from headstart.features import extract_features
+    from headstart.heads import make_head
+
+    timing: dict[str, float] = {}
+    t0 = time.perf_counter()
+    ds = load_dataset(data, text_column=text_column, label_columns=label_columns, strict=strict)
+    train, test = split(ds, test_size=test_size, seed=seed, labels_per_class=labels_per_class)
+    timing["load"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    bb = create_backbone(backbone or default_backbone(ds.modality))
+    _check_modality(bb.modality, ds, bb.spec)
+    both = extract_features(bb, _concat(train, test), batch_size=batch_size, progress=progress)
+    x_train, x_test = both[: len(train)], both[len(train) :]
+    timing["extract"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    params = {"class_weight": class_weight, "random_state": seed, **(head_params or {})}
+    heads = {task: make_head(head, **params).fit(x_train, train.targets[task]) for task in ds.tasks}
+    timing["fit"] = time.perf_counter() - t0
+
+    model = TransferModel(bb.spec, bb.describe(), heads, _backbone=bb)
+    model.data_info = {
+        "source": ds.source,
+        "fingerprint": ds.fingerprint(),
+        "modality": ds.modality,
+        "n_items": len(ds),
+        "n_train": len(train),
+        "n_test": len(test),
+        "labels_per_class": labels_per_class,
+        "test_size": test_size,
+        "seed": seed,
+        "skipped": len(ds.issues),
+    }
+    t0 = time.perf_counter()
+    metrics = _evaluate(model, test, x_test)
+    if baseline:
+        for task in ds.tasks:
+            from headstart.evaluate import classification_metrics
+
+            pred = baseline_predict(train, test, task, seed=seed)
+            base = classification_metrics(test.targets[task], pred, metrics[task]["labels"])
+            metrics[task]["baseline"] = {"name": baseline_name(ds.modality), **_summary(base)}
+    timing["evaluate"] = time.perf_counter() - t0
+    model.metrics = {task: _summary(m) for task, m in metrics.items()}
+    model.report = _report(model, ds, head, metrics, timing, title=f"fit: {ds.source} with {bb.spec}")
+    if out is not None:
+        save_run(model, out, metrics)
+    return model
+
+
+def evaluate(
+    model: TransferModel | str | Path,
+    data: Any,
+    *,
+    out: str | Path | None = None,
+    text_column: str | None = None,
+    label_columns: list[str] | None = None,
+    strict: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Metrics of a fitted model on every labelled item of `data` (no split): a report dict, saved when `out` is set."""
+    from headstart.errors import DataError
+
+    model = load(model) if not isinstance(model, TransferModel) else model
+    ds = load_dataset(
+        data, modality=model.modality, text_column=text_column, label_columns=label_columns, strict=strict
+    )
+    missing = [t for t in model.tasks if t not in ds.targets]
+    if missing:
+        raise DataError(
+            f"{ds.source} has no label column {missing[0]!r}, which the model predicts; it has: "
+            f"{', '.join(ds.tasks) or 'no labels'}"
+        )
+    x = model.embed(ds, progress=progress)
+    metrics = _evaluate(model, ds, x)
+    report = _report(model, ds, "", metrics, {}, title=f"evaluate: {ds.source}")
+    if out is not None:
+        _write_outputs(Path(out), report, metrics)
+    return report
+
+
+def predict(model: TransferModel | str | Path, inputs: Any, *, top_k: int = 1) -> list[dict[str, Any]]:
+    """Step 3, `ŷ = f_clf(f_feat(x))`: the label and its probability for each input, per task."""
+    model = load(model) if not isinstance(model, TransferModel) else model
+    ds = as_dataset(inputs, model.modality)
+    x = model.embed(ds)
+    rows: list[dict[str, Any]] = [{"input": w} for w in ds.where]
+    for task in model.tasks:
+        proba = model.heads[task].predict_proba(x)
+        classes = [str(c) for c in model.heads[task].classes_]
+        for row, p in zip(rows, proba):
+            best = np.argsort(-p)[:top_k]
+            row[task] = classes[best[0]]
+            row[f"{task}_probability"] = float(p[best[0]])
+            if top_k > 1:
+                row[f"{task}_top"] = [{"label": classes[i], "probability": float(p[i])} for i in best]
+    return rows
+
+
+def load(path: str | Path) -> TransferModel:
+    """A model saved by `fit(..., out=...)` or `model.save(...)`."""
+    from headstart.bundle import load_bundle
+
+    return load_bundle(path)
+
+
+def backbones() -> list[dict[str, Any]]:
+    """Every registered backbone, and whether it loads offline right now."""
+    from headstart.backbones import list_backbones
+
+    return list_backbones()
+
+
+def save_run(model: TransferModel, out: str | Path, metrics: dict[str, Any]) -> Path:
+    """The bundle plus its report and plots, in one folder."""
+    out = Path(out)
+    model.save(out)
+    _write_outputs(out, model.report, metrics)
+    return out
+
+
+def _write_outputs(out: Path, report: dict[str, Any], metrics: dict[str, Any]) -> None:
+    from headstart.evaluate import write_report
+    from headstart.evaluate.plots import confusion_png
+
+    out.mkdir(parents=True, exist_ok=True)
+    for task, m in metrics.items():
+        name = "confusion.png" if len(metrics) == 1 else f"confusion-{task}.png"
+        acc = f"accuracy {m['accuracy']:.3f}, n={m['n']}"
+        confusion_png(m["confusion"], m["labels"], out / name, f"{report['title']}\n{task}: {acc}")
+        report["tasks"][task]["confusion_png"] = name
+    write_report(out, report)
+
+
+def _evaluate(model: TransferModel, ds: Dataset, x: np.ndarray) -> dict[str, Any]:
+    from headstart.evaluate import classification_metrics
+
+    out = {}
+    for task, head in model.heads.items():
+        labels = [str(c) for c in head.classes_]
+        extra = sorted(set(ds.targets[task]) - set(labels))
+        out[task] = classification_metrics(ds.targets[task], model.predict(ds, task=task, features=x), labels + extra)
+    return out
+
+
+def _summary(m: dict[str, Any]) -> dict[str, Any]:
+    return {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "n": m["n"]}
+
+
+def _report(model: TransferModel, ds: Dataset, head: str, metrics: dict, timing: dict, *, title: str) -> dict[str, Any]:
+    info = model.data_info
+    report = {
+        "title": title,
+        "backbone": model.backbone_spec,
+        "head": head or ", ".join(sorted({h.kind for h in model.heads.values()})),
+        "data": ds.source,
+        "fingerprint": ds.fingerprint(),
+        "tasks": metrics,
+        "timing_s": timing,
+        "skipped": [str(i) for i in ds.issues],
+    }
+    for key in ("seed", "labels_per_class", "n_train", "n_test"):
+        if key in info and not title.startswith("evaluate"):
+            report[key] = info[key]
+    return report
+
+
+def _concat(a: Dataset, b: Dataset) -> Dataset:
+    return Dataset(
+        modality=a.modality,
+        items=a.items + b.items,
+        targets={t: a.targets[t] + b.targets[t] for t in a.targets},
+        where=a.where + b.where,
+        source=a.source,
+        issues=a.issues,
+    )
+
+
+def _check_modality(modality: str, ds: Dataset, spec: str) -> None:
+    from headstart.errors import DataError
+
+    if modality != ds.modality:
+        raise DataError(f"{ds.source} holds {ds.modality} data but backbone {spec} encodes {modality}")

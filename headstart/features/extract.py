@@ -1,0 +1,185 @@
+"""Batched feature extraction: decoding in DataLoader workers, `torch.inference_mode`, a progress bar, rows streamed
+into the on-disk cache so memory stays flat however many items there are."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from headstart.backbones.base import Backbone
+from headstart.data.dataset import Dataset, content_hash
+from headstart.errors import DataError
+from headstart.features.cache import FeatureCache
+
+
+class _Prepared(torch.utils.data.Dataset):
+    def __init__(self, items: Sequence[Any], where: Sequence[str], backbone: Backbone) -> None:
+        self.items, self.where, self.backbone = items, where, backbone
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> Any:
+        try:
+            return self.backbone.prepare(self.items[i])
+        except Exception as exc:
+            raise DataError(f"{self.where[i]}: cannot be read ({exc})") from None
+
+
+def default_workers(backbone: Backbone) -> int:
+    """Image decoding overlaps the forward pass in worker processes; text tokenisation is cheap in-process."""
+    if backbone.modality != "image":
+        return 0
+    cpus = os.cpu_count() or 1
+    return 1 if cpus <= 2 else min(4, cpus - 1)
+
+
+def batch_order(backbone: Backbone, items: Sequence[Any]) -> list[int]:
+    """Texts longest first, so each batch pads to similar lengths (as sentence-transformers does); else as given."""
+    if backbone.modality == "text":
+        return sorted(range(len(items)), key=lambda i: -len(items[i]))
+    return list(range(len(items)))
+
+
+def iter_batches(
+    backbone: Backbone, items: Sequence[Any], where: Sequence[str], *, batch_size: int, num_workers: int
+) -> Iterator[Any]:
+    """Collated batches of `items`, in order, ready for `backbone.embed`."""
+    loader = torch.utils.data.DataLoader(
+        _Prepared(items, where, backbone),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        collate_fn=backbone.collate,
+        persistent_workers=False,
+        prefetch_factor=2 if num_workers else None,
+    )
+    yield from loader
+
+
+def extract_features(
+    backbone: Backbone,
+    data: Dataset | Sequence[Any],
+    *,
+    batch_size: int = 32,
+    num_workers: int | None = None,
+    cache: FeatureCache | bool = True,
+    progress: bool = True,
+    out: Path | None = None,
+) -> np.ndarray:
+    """Embeddings of every item, shape (N, backbone.embed_dim), float32.
+
+    Items already in the cache (same backbone spec, preprocessing, weights and item content) are read back; only the
+    others go through the backbone. With `out`, the result is a memory-mapped .npy file written atomically.
+    """
+    items = list(data.items) if isinstance(data, Dataset) else list(data)
+    where = list(data.where) if isinstance(data, Dataset) else [f"item #{i}" for i in range(len(items))]
+    store = cache if isinstance(cache, FeatureCache) else (FeatureCache() if cache else None)
+    hashes = [content_hash(item) for item in items]
+    key = backbone.cache_key
+    found = store.lookup(key, hashes) if store is not None else {}
+
+    todo: dict[str, int] = {}
+    for i, h in enumerate(hashes):
+        if h not in found and h not in todo:
+            todo[h] = i
+    computed: dict[str, int] = {}
+    fresh = None
+    if todo:
+        order = [list(todo.values())[j] for j in batch_order(backbone, [items[i] for i in todo.values()])]
+        fresh = _run(backbone, items, where, order, batch_size, num_workers, store, key, progress)
+        computed = {hashes[i]: row for row, i in enumerate(order)}
+        if store is not None:
+            found.update(store.lookup(key, [hashes[i] for i in order]))
+            computed, fresh = {}, None
+
+    return _assemble(hashes, found, computed, fresh, backbone.embed_dim, out)
+
+
+def _run(
+    backbone: Backbone,
+    items: list[Any],
+    where: list[str],
+    order: list[int],
+    batch_size: int,
+    num_workers: int | None,
+    store: FeatureCache | None,
+    key: str,
+    progress: bool,
+) -> np.ndarray:
+    from tqdm.auto import tqdm
+
+    workers = default_workers(backbone) if num_workers is None else num_workers
+    writer = store.writer(key, len(order), backbone.embed_dim) if store is not None else None
+    rows = writer.rows if writer is not None else np.empty((len(order), backbone.embed_dim), np.float32)
+    done = 0
+    bar = tqdm(total=len(order), desc=f"embedding with {backbone.spec}", unit="item", disable=not progress)
+    backbone.module.eval()
+    try:
+        with torch.inference_mode():
+            for batch in iter_batches(
+                backbone,
+                [items[i] for i in order],
+                [where[i] for i in order],
+                batch_size=batch_size,
+                num_workers=workers,
+            ):
+                emb = backbone.embed(batch).float().cpu().numpy()
+                if writer is not None:
+                    writer.write(emb)
+                else:
+                    rows[done : done + len(emb)] = emb
+                done += len(emb)
+                bar.update(len(emb))
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    finally:
+        bar.close()
+    if writer is not None:
+        writer.commit([content_hash(items[i]) for i in order])
+    return rows
+
+
+def _assemble(
+    hashes: list[str], found: dict, computed: dict[str, int], fresh: np.ndarray | None, dim: int, out: Path | None
+) -> np.ndarray:
+    n = len(hashes)
+    if out is None:
+        result = np.empty((n, dim), np.float32)
+        _fill(result, hashes, found, computed, fresh)
+        return result
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        result = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, dim))
+        _fill(result, hashes, found, computed, fresh)
+        result.flush()
+        del result
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return np.load(out, mmap_mode="r")
+
+
+def _fill(
+    result: np.ndarray, hashes: list[str], found: dict, computed: dict[str, int], fresh: np.ndarray | None
+) -> None:
+    by_shard: dict[Path, tuple[list[int], list[int]]] = {}
+    for i, h in enumerate(hashes):
+        if h in computed:
+            result[i] = fresh[computed[h]]
+        else:
+            loc = found[h]
+            targets, rows = by_shard.setdefault(loc.shard, ([], []))
+            targets.append(i)
+            rows.append(loc.row)
+    for shard, (targets, rows) in by_shard.items():
+        result[np.asarray(targets)] = np.load(shard, mmap_mode="r")[np.asarray(rows)]

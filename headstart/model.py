@@ -1,0 +1,90 @@
+"""A fitted transfer model: a backbone spec plus one head per task. Predicts from raw inputs end to end."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from headstart.heads.base import TorchHead
+
+
+@dataclass
+class TransferModel:
+    """`ŷ = head(backbone(x))` for each task. The backbone is created on first use, so loading a model is cheap."""
+
+    backbone_spec: str
+    backbone_info: dict[str, Any]
+    heads: dict[str, TorchHead]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    data_info: dict[str, Any] = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict, repr=False)
+    _backbone: Any = field(default=None, repr=False)
+
+    @property
+    def modality(self) -> str:
+        return str(self.backbone_info.get("modality", ""))
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.heads)
+
+    @property
+    def classes(self) -> list[str]:
+        """Label names of the first task."""
+        return [str(c) for c in self.heads[self.tasks[0]].classes_]
+
+    @property
+    def backbone(self) -> Any:
+        if self._backbone is None:
+            from headstart.backbones import create_backbone
+
+            self._backbone = create_backbone(self.backbone_spec)
+        return self._backbone
+
+    def embed(self, inputs: Any, *, progress: bool = False, cache: bool = True) -> np.ndarray:
+        from headstart.features import extract_features
+
+        return extract_features(self.backbone, as_dataset(inputs, self.modality), progress=progress, cache=cache)
+
+    def predict_proba(self, inputs: Any, *, task: str | None = None, features: np.ndarray | None = None) -> np.ndarray:
+        x = self.embed(inputs) if features is None else features
+        return self.heads[task or self.tasks[0]].predict_proba(x)
+
+    def predict(self, inputs: Any, *, task: str | None = None, features: np.ndarray | None = None) -> list[str]:
+        head = self.heads[task or self.tasks[0]]
+        x = self.embed(inputs) if features is None else features
+        return [str(c) for c in head.predict(x)]
+
+    def save(self, path: str | Path) -> Path:
+        from headstart.bundle import save_bundle
+
+        return save_bundle(self, path)
+
+
+def as_dataset(inputs: Any, modality: str) -> Any:
+    """Prediction inputs: a Dataset, a source (folder, table, samples:NAME), or a list of texts, paths or arrays."""
+    from headstart.data import Dataset, from_arrays, load_data
+
+    if isinstance(inputs, Dataset):
+        return inputs
+    if isinstance(inputs, (str, Path)) and (Path(inputs).exists() or str(inputs).startswith("samples:")):
+        if not (modality == "text" and Path(inputs).suffix == ".txt"):
+            return load_data(inputs, modality=modality or None)
+    if isinstance(inputs, (str, Path, np.ndarray)) and not (isinstance(inputs, np.ndarray) and inputs.ndim >= 3):
+        inputs = [inputs]
+    items: Sequence[Any] = list(inputs)
+    if modality == "text":
+        items = [Path(i).read_text(encoding="utf-8") if _is_text_file(i) else str(i) for i in items]
+    elif modality == "image":
+        items = [Path(i) if isinstance(i, str) else i for i in items]
+    return from_arrays(items, modality=modality or None)
+
+
+def _is_text_file(item: Any) -> bool:
+    return (
+        isinstance(item, (str, Path)) and len(str(item)) < 4096 and str(item).endswith(".txt") and Path(item).is_file()
+    )

@@ -1,0 +1,1 @@
+"""Choosing a backbone before training: transferability scores (see `headstart.select.scores`)."""
