@@ -39,6 +39,8 @@ def check_image(path: Path) -> str | None:
         return "not an image file (PIL cannot identify its format)"
     except Image.DecompressionBombError as e:
         return f"image too large to decode safely ({e})"
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as e:
+        return f"cannot read the file ({e.strerror})"
     except OSError as e:
         reason = str(e) if "truncated" in str(e) else f"{type(e).__name__}: {e}"
         return f"corrupt or truncated image ({reason})"

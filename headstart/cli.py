@@ -1,0 +1,284 @@
+"""The command line: a thin layer over `headstart.api`. Errors a user can cause end in one line and exit code 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Transfer learning with pretrained models: extract features, fit a head, evaluate, predict.",
+)
+console = Console()
+err = Console(stderr=True)
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+
+
+class HeadKind(str, Enum):
+    linear = "linear"
+    mlp = "mlp"
+
+
+class Modality(str, Enum):
+    text = "text"
+    image = "image"
+
+
+FORMAT = typer.Option(Format.table, "--format", help="table for people, json for machines")
+STRICT = typer.Option(False, "--strict", help="stop at the first bad item instead of skipping and reporting it")
+TEXT_COLUMN = typer.Option(None, "--text-column", help="column holding the text (default: found by common names)")
+LABEL_COLUMNS = typer.Option(None, "--label-column", help="label column; repeat it for several tasks")
+
+
+def _emit(fmt: Format, payload: Any) -> None:
+    if fmt == Format.json:
+        sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def _metrics_table(report: dict[str, Any]) -> Table:
+    table = Table(title=report["title"])
+    for col in ("task", "accuracy", "macro-F1", "n test", "baseline", "baseline acc."):
+        table.add_column(col, justify="right" if col not in ("task", "baseline") else "left")
+    for task, m in report["tasks"].items():
+        b = m.get("baseline", {})
+        base_acc = f"{b['accuracy']:.4f}" if b else "-"
+        table.add_row(task, f"{m['accuracy']:.4f}", f"{m['macro_f1']:.4f}", str(m["n"]), b.get("name", "-"), base_acc)
+    return table
+
+
+def _show_skipped(report: dict[str, Any]) -> None:
+    skipped = report.get("skipped", [])
+    if skipped:
+        err.print(f"[yellow]skipped {len(skipped)} bad item(s):[/yellow]")
+        for line in skipped[:20]:
+            err.print(f"  {line}", markup=False, highlight=False)
+        if len(skipped) > 20:
+            err.print(f"  ... and {len(skipped) - 20} more (listed in the report)")
+
+
+@app.command()
+def fit(
+    data: str = typer.Argument(..., help="samples:NAME, a folder (one sub-folder per class) or a CSV/JSONL/Parquet"),
+    backbone: str = typer.Option(None, "--backbone", "-b", help="e.g. st:all-MiniLM-L6-v2, timm:resnet18"),
+    out: Path = typer.Option(..., "--out", "-o", help="folder for the saved model and its report"),
+    head: HeadKind = typer.Option(HeadKind.linear, "--head", help="linear (softmax) or mlp (Dense 1024, relu)"),
+    labels_per_class: int = typer.Option(None, "--labels-per-class", help="keep only N labelled items per class"),
+    seed: int = typer.Option(0, "--seed"),
+    test_size: float = typer.Option(0.25, "--test-size"),
+    class_weight: bool = typer.Option(False, "--balanced", help="weight classes inversely to their frequency"),
+    baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="also fit the simple baseline"),
+    batch_size: int = typer.Option(32, "--batch-size"),
+    text_column: str = TEXT_COLUMN,
+    label_column: list[str] = LABEL_COLUMNS,
+    strict: bool = STRICT,
+    fmt: Format = FORMAT,
+) -> None:
+    """Extract features with a pretrained backbone, fit a head, evaluate on a held-out split, save the model."""
+    from headstart import api
+
+    model = api.fit(
+        data,
+        backbone=backbone,
+        head=head.value,
+        out=out,
+        labels_per_class=labels_per_class,
+        seed=seed,
+        test_size=test_size,
+        class_weight="balanced" if class_weight else None,
+        baseline=baseline,
+        batch_size=batch_size,
+        text_column=text_column,
+        label_columns=label_column or None,
+        strict=strict,
+        progress=fmt == Format.table,
+    )
+    if fmt == Format.json:
+        return _emit(fmt, {**model.report, "out": str(out)})
+    _show_skipped(model.report)
+    console.print(_metrics_table(model.report))
+    console.print(f"saved model and report to [bold]{out}[/bold]")
+
+
+@app.command()
+def predict(
+    model_dir: Path = typer.Argument(..., help="a folder saved by `headstart fit`"),
+    inputs: list[str] = typer.Argument(..., help="image files, text files, literal texts, folders or tables"),
+    top_k: int = typer.Option(1, "--top-k"),
+    fmt: Format = FORMAT,
+) -> None:
+    """Predict labels for new inputs with a saved model."""
+    from headstart import api
+    from headstart.model import as_dataset
+
+    model = api.load(model_dir)
+    source: Any = inputs[0] if len(inputs) == 1 and _is_source(inputs[0]) else inputs
+    rows = api.predict(model, as_dataset(source, model.modality), top_k=top_k)
+    if fmt == Format.json:
+        return _emit(fmt, rows)
+    table = Table(title=f"predictions of {model_dir}")
+    table.add_column("input", overflow="ellipsis", max_width=60)
+    for task in model.tasks:
+        table.add_column(task)
+        table.add_column("probability", justify="right")
+    for row in rows:
+        cells = [str(row["input"])]
+        for task in model.tasks:
+            cells += [row[task], f"{row[f'{task}_probability']:.3f}"]
+        table.add_row(*cells)
+    console.print(table)
+
+
+def _is_source(value: str) -> bool:
+    return (
+        value.startswith("samples:")
+        or Path(value).is_dir()
+        or Path(value).suffix in (".csv", ".tsv", ".jsonl", ".ndjson", ".parquet")
+    )
+
+
+@app.command()
+def evaluate(
+    model_dir: Path = typer.Argument(..., help="a folder saved by `headstart fit`"),
+    data: str = typer.Argument(..., help="labelled data to evaluate on"),
+    out: Path = typer.Option(None, "--out", "-o", help="folder for report.json, report.md and the confusion PNG"),
+    text_column: str = TEXT_COLUMN,
+    label_column: list[str] = LABEL_COLUMNS,
+    strict: bool = STRICT,
+    fmt: Format = FORMAT,
+) -> None:
+    """Evaluate a saved model on labelled data: accuracy, macro-F1, per-class precision/recall, confusion matrix."""
+    from headstart import api
+
+    report = api.evaluate(
+        model_dir,
+        data,
+        out=out,
+        text_column=text_column,
+        label_columns=label_column or None,
+        strict=strict,
+        progress=fmt == Format.table,
+    )
+    if fmt == Format.json:
+        return _emit(fmt, report)
+    _show_skipped(report)
+    console.print(_metrics_table(report))
+    for task, m in report["tasks"].items():
+        table = Table(title=f"per class: {task}")
+        for col in ("class", "precision", "recall", "F1", "support"):
+            table.add_column(col, justify="left" if col == "class" else "right")
+        for label, c in m["per_class"].items():
+            table.add_row(label, f"{c['precision']:.3f}", f"{c['recall']:.3f}", f"{c['f1']:.3f}", str(c["support"]))
+        console.print(table)
+    if out:
+        console.print(f"report written to [bold]{out}[/bold]")
+
+
+@app.command()
+def embed(
+    data: str = typer.Argument(..., help="samples:NAME, a folder or a table"),
+    out: Path = typer.Option(..., "--out", "-o", help="a .npy file (float32, items x dims)"),
+    backbone: str = typer.Option(None, "--backbone", "-b"),
+    batch_size: int = typer.Option(32, "--batch-size"),
+    cache: bool = typer.Option(True, "--cache/--no-cache", help="read and fill the on-disk feature cache"),
+    text_column: str = TEXT_COLUMN,
+    strict: bool = STRICT,
+    fmt: Format = FORMAT,
+) -> None:
+    """Extract features (f_feat(x) = f_enc(x)) of every item into a .npy file, through the cache."""
+    from headstart import api
+
+    if out.suffix != ".npy":
+        raise typer.BadParameter(f"{out}: the output must be a .npy file", param_hint="--out")
+    x = api.embed(
+        data,
+        backbone=backbone,
+        out=out,
+        batch_size=batch_size,
+        cache=cache,
+        text_column=text_column,
+        strict=strict,
+        progress=fmt == Format.table,
+    )
+    payload = {"out": str(out), "shape": list(x.shape), "dtype": str(x.dtype)}
+    if fmt == Format.json:
+        return _emit(fmt, payload)
+    console.print(f"wrote {x.shape[0]} x {x.shape[1]} float32 features to [bold]{out}[/bold]")
+
+
+@app.command()
+def backbones(fmt: Format = FORMAT) -> None:
+    """List registered backbones and whether each can be used offline right now."""
+    from headstart import api
+
+    rows = api.backbones()
+    if fmt == Format.json:
+        return _emit(fmt, rows)
+    table = Table(title="backbones")
+    for col in ("spec", "modality", "offline now", "note"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["spec"], r["modality"], "yes" if r["offline"] else "[red]no[/red]", r["note"])
+    console.print(table)
+
+
+@app.command()
+def quickstart(
+    modality: Modality = typer.Option(
+        Modality.text, "--modality", help="text: BBC News + MiniLM; image: digits + EfficientNet-Lite0"
+    ),
+    out: Path = typer.Option(Path("runs/quickstart"), "--out", "-o"),
+    budgets: str = typer.Option("4,16,all", "--budgets", help="labels per class to try, comma-separated"),
+    seed: int = typer.Option(0, "--seed"),
+    fmt: Format = FORMAT,
+) -> None:
+    """Run the whole recipe on an embedded default: pretrained features vs a baseline at a few label budgets."""
+    from headstart.quickstart import quickstart as run
+
+    result = run(
+        modality.value,
+        out=out,
+        budgets=budgets,
+        seed=seed,
+        progress=fmt == Format.table,
+        console=None if fmt == Format.json else console,
+    )
+    if fmt == Format.json:
+        _emit(fmt, result)
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and exit code 2; bugs keep their traceback."""
+    from headstart.errors import HeadstartError
+
+    try:
+        app(standalone_mode=False)
+    except HeadstartError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        err.print("aborted")
+        sys.exit(130)
+    except Exception as exc:  # click's usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()
