@@ -10,13 +10,18 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_API = ("fit", "predict", "evaluate", "embed", "load", "backbones", "load_dataset", "default_backbone")
-__all__ = [*_API, "quickstart", "__version__"]
+# public name -> module that defines it; each module is imported on first use
+_EXPORTS = {
+    **dict.fromkeys(
+        ("fit", "predict", "evaluate", "embed", "load", "backbones", "load_dataset", "default_backbone"),
+        "headstart.api",
+    ),
+    "quickstart": "headstart.quickstart",
+}
+__all__ = [*_EXPORTS, "__version__"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in _API:
-        return getattr(importlib.import_module("headstart.api"), name)
-    if name == "quickstart":
-        return importlib.import_module("headstart.quickstart").quickstart
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'headstart' has no attribute {name!r}")

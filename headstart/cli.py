@@ -259,11 +259,23 @@ def quickstart(
         _emit(fmt, result)
 
 
+# Commands of other capabilities live in their own modules and register themselves on `app` when imported.
+EXTENSIONS: tuple[str, ...] = ()
+
+
+def _load_extensions() -> None:
+    import importlib
+
+    for module in EXTENSIONS:
+        importlib.import_module(module)
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit code 2; bugs keep their traceback."""
     from headstart.errors import HeadstartError
 
     try:
+        _load_extensions()
         app(standalone_mode=False)
     except HeadstartError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False)

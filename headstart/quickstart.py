@@ -138,7 +138,7 @@ def _markdown(result: dict[str, Any]) -> str:
         "",
         f"Seed {result['seed']}; the same stratified 75/25 split for every budget; baseline: {result['baseline']}.",
         "",
-        "| labels/class | n train | n test | pretrained acc. | baseline acc. | pretrained macro-F1 | baseline macro-F1 |",
+        "| labels/class | n train | n test | pretrained acc. | baseline acc. | pretrained F1 | baseline F1 |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in result["budgets"]:
