@@ -275,7 +275,6 @@ def main() -> None:
     from headstart.errors import HeadstartError
 
     try:
-        _load_extensions()
         app(standalone_mode=False)
     except HeadstartError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False)
@@ -291,6 +290,8 @@ def main() -> None:
             sys.exit(exc.exit_code)
         raise
 
+
+_load_extensions()
 
 if __name__ == "__main__":
     main()
