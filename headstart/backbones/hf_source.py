@@ -45,10 +45,12 @@ def load(spec: BackboneSpec) -> Backbone:
     return _text_backbone(spec, model, where, kwargs, weights_id)
 
 
-def reinitialise(model: torch.nn.Module) -> None:
-    """Reset a transformers model to random weights (seeded), keeping its architecture."""
+def random_copy(model: Any) -> Any:
+    """A randomly initialised (seeded) transformers model with the same architecture as `model`."""
+    import transformers
+
     torch.manual_seed(0)
-    model.apply(model._init_weights)
+    return transformers.AutoModel.from_config(model.config)
 
 
 def _is_vision(config: Any) -> bool:

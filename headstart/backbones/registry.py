@@ -10,7 +10,7 @@ import importlib
 import os
 from typing import Any
 
-from headstart.backbones.base import Backbone, BackboneSpec
+from headstart.backbones.base import Backbone, BackboneSpec, ImageBackbone
 from headstart.errors import BackboneError
 
 SOURCES: dict[str, tuple[str, str]] = {
@@ -35,7 +35,19 @@ def create_backbone(spec: str) -> Backbone:
         known = ", ".join(f"{p}:" for p in SOURCES)
         raise BackboneError(f"unknown backbone source {parsed.prefix!r} in {spec!r}; known sources: {known}")
     module = importlib.import_module(SOURCES[parsed.prefix][0])
-    return module.load(parsed)
+    backbone = module.load(parsed)
+    if "size" in parsed.options and isinstance(backbone, ImageBackbone):
+        _resize(backbone, int(parsed.options["size"]))
+    return backbone
+
+
+def _resize(backbone: ImageBackbone, size: int) -> None:
+    """`?size=N` on any image spec: the backbone's preprocessing works at N pixels (e.g. 64 px for small images)."""
+    from dataclasses import replace
+
+    if backbone.image_preprocessing.size != size:
+        backbone.image_preprocessing = replace(backbone.image_preprocessing, size=size)
+        backbone._transform = backbone.image_preprocessing.transform()
 
 
 def list_backbones() -> list[dict[str, Any]]:

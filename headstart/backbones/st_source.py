@@ -42,9 +42,11 @@ def load(spec: BackboneSpec) -> TextBackbone:
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise BackboneError(f"cannot load sentence-transformers model {spec.name!r}: {reason}") from None
     if spec.random_init:
-        from headstart.backbones.hf_source import reinitialise
+        from headstart.backbones.hf_source import random_copy
 
-        reinitialise(model[0].auto_model)
+        first = model[0]
+        attr = "model" if isinstance(getattr(first, "model", None), torch.nn.Module) else "auto_model"
+        setattr(first, attr, random_copy(getattr(first, attr)))
     if "max_length" in spec.options:
         model.max_seq_length = int(spec.options["max_length"])
     weights = sorted(Path(where).glob("*.safetensors")) if local else []

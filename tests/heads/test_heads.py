@@ -1,0 +1,96 @@
+"""Heads follow the scikit-learn estimator contract and agree with scikit-learn where they should."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from headstart.heads import HEADS, LinearHead, MLPHead, make_head
+
+
+FAST = {"mlp": {"hidden": 64, "max_epochs": 30}}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    x, y = load_digits(return_X_y=True)
+    return train_test_split(x.astype(np.float32), y.astype(str), test_size=0.3, random_state=0, stratify=y)
+
+
+@pytest.mark.parametrize("kind", list(HEADS))
+def test_estimator_contract(kind: str, digits) -> None:
+    xtr, xte, ytr, yte = digits
+    head = make_head(kind, random_state=0, **FAST.get(kind, {}))
+    assert not [a for a in vars(head) if a.endswith("_")]  # __init__ only stores parameters
+    clone(head).fit(xtr, ytr)
+    head.fit(xtr, ytr)
+    proba = head.predict_proba(xte)
+    assert proba.shape == (len(xte), 10) and np.allclose(proba.sum(1), 1, atol=1e-5)
+    assert set(head.predict(xte)) <= set(head.classes_)
+    assert head.score(xte, yte) > 0.9
+    assert list(head.classes_) == sorted(set(ytr))
+
+
+def test_linear_head_matches_sklearn_logistic_regression(digits) -> None:
+    xtr, xte, ytr, yte = digits
+    ours = LinearHead(C=0.5).fit(xtr, ytr)
+    ref = make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=1000)).fit(xtr, ytr)
+    assert abs(ours.score(xte, yte) - ref.score(xte, yte)) <= 0.005
+    np.testing.assert_allclose(ours.predict_proba(xte), ref.predict_proba(xte), atol=1e-3)
+
+
+def test_binary_head_has_two_columns() -> None:
+    rng = np.random.default_rng(0)
+    x = np.r_[rng.normal(-2, 1, (30, 3)), rng.normal(2, 1, (30, 3))]
+    y = np.array(["neg"] * 30 + ["pos"] * 30)
+    head = LinearHead().fit(x, y)
+    assert head.predict_proba(x).shape == (60, 2) and head.score(x, y) > 0.95
+
+
+def test_works_in_pipeline_and_grid_search(digits) -> None:
+    xtr, xte, ytr, yte = digits
+    search = GridSearchCV(make_pipeline(StandardScaler(), LinearHead()), {"linearhead__C": [0.1, 1.0]}, cv=2)
+    search.fit(xtr, ytr)
+    assert search.best_params_["linearhead__C"] in (0.1, 1.0) and search.score(xte, yte) > 0.9
+
+
+def test_class_weight_balanced_raises_recall_of_the_rare_class() -> None:
+    rng = np.random.default_rng(0)
+    x = np.r_[rng.normal(0, 1, (300, 2)), rng.normal(1.2, 1, (15, 2))]
+    y = np.array(["common"] * 300 + ["rare"] * 15)
+    plain = LinearHead().fit(x, y)
+    balanced = LinearHead(class_weight="balanced").fit(x, y)
+    rare = y == "rare"
+    assert (balanced.predict(x[rare]) == "rare").mean() > (plain.predict(x[rare]) == "rare").mean()
+
+
+@pytest.mark.parametrize("kind", list(HEADS))
+def test_state_round_trip(kind: str, digits) -> None:
+    xtr, xte, ytr, _ = digits
+    head = make_head(kind, random_state=0, **FAST.get(kind, {})).fit(xtr, ytr)
+    again = HEADS[kind].from_state(head.get_params(), list(head.classes_), head.state_tensors())
+    np.testing.assert_allclose(head.predict_proba(xte), again.predict_proba(xte), atol=1e-6)
+
+
+def test_mlp_has_the_classic_shape_and_early_stops(digits) -> None:
+    xtr, _, ytr, _ = digits
+    head = MLPHead(hidden=1024, max_epochs=200, patience=3).fit(xtr, ytr)
+    core = head.module_[1]
+    assert core[0].out_features == 1024 and isinstance(core[2], __import__("torch").nn.Dropout)
+    assert head.n_epochs_ < 200
+
+
+def test_bad_features_are_rejected_clearly() -> None:
+    with pytest.raises(ValueError, match="NaN"):
+        LinearHead().fit(np.array([[np.nan, 1.0], [0.0, 1.0]]), ["a", "b"])
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        LinearHead().fit(np.ones((4, 2)), ["a"] * 4)
+    head = LinearHead().fit(np.eye(4), ["a", "b", "a", "b"])
+    with pytest.raises(ValueError, match="fitted on 4 features, got 3"):
+        head.predict(np.ones((1, 3)))
