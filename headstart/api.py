@@ -75,15 +75,31 @@ def fit(
     batch_size: int = 32,
     baseline: bool = True,
     progress: bool = True,
+    strategy: str = "probe",
+    **finetune_options: Any,
 ) -> TransferModel:
     """Steps 1 and 2: extract features with a frozen backbone and fit one head per label column.
 
     The data is split (stratified, seeded) into train and test; with `labels_per_class`, only that many labelled
     training items per class are used. The returned model carries `report` (metrics, baseline, timing, skipped items);
     with `out`, the model is saved there as a bundle with report.json, report.md and confusion-matrix PNGs.
+
+    `strategy` other than "probe" (finetune, gradual, layer-decay, lora) trains the backbone too: see
+    `headstart.finetune.finetune`, which receives `finetune_options` (epochs, lr, augment, l2sp, devices, ...).
     """
+    if strategy != "probe":
+        from headstart.finetune import finetune
+
+        return finetune(
+            data, backbone=backbone, head=head, strategy=strategy, out=out, test_size=test_size,
+            labels_per_class=labels_per_class, seed=seed, strict=strict, text_column=text_column,
+            label_columns=label_columns, class_weight=class_weight, batch_size=batch_size, baseline=baseline,
+            progress=progress, **(head_params or {}), **finetune_options,
+        )
+    if finetune_options:
+        raise TypeError(f"fit() options {', '.join(sorted(finetune_options))} apply only to fine-tuning strategies")
     from headstart.backbones import create_backbone
-    from headstart.evaluate.baselines import baseline_name, baseline_predict
+    from headstart.evaluation.baselines import baseline_name, baseline_predict
     from headstart.features import extract_features
     from headstart.heads import make_head
 
@@ -122,7 +138,7 @@ def fit(
     metrics = _evaluate(model, test, x_test)
     if baseline:
         for task in ds.tasks:
-            from headstart.evaluate import classification_metrics
+            from headstart.evaluation import classification_metrics
 
             pred = baseline_predict(train, test, task, seed=seed)
             base = classification_metrics(test.targets[task], pred, metrics[task]["labels"])
@@ -207,8 +223,8 @@ def save_run(model: TransferModel, out: str | Path, metrics: dict[str, Any]) -> 
 
 
 def _write_outputs(out: Path, report: dict[str, Any], metrics: dict[str, Any]) -> None:
-    from headstart.evaluate import write_report
-    from headstart.evaluate.plots import confusion_png
+    from headstart.evaluation import write_report
+    from headstart.evaluation.plots import confusion_png
 
     out.mkdir(parents=True, exist_ok=True)
     for task, m in metrics.items():
@@ -220,7 +236,7 @@ def _write_outputs(out: Path, report: dict[str, Any], metrics: dict[str, Any]) -
 
 
 def _evaluate(model: TransferModel, ds: Dataset, x: np.ndarray) -> dict[str, Any]:
-    from headstart.evaluate import classification_metrics
+    from headstart.evaluation import classification_metrics
 
     out = {}
     for task, head in model.heads.items():

@@ -47,8 +47,8 @@ def quickstart(
 ) -> dict[str, Any]:
     """Fit at each label budget on the same split and seed; save the last model, a report and a budget curve PNG."""
     from headstart.errors import HeadstartError
-    from headstart.evaluate import write_report
-    from headstart.evaluate.plots import budget_curve_png
+    from headstart.evaluation import write_report
+    from headstart.evaluation.plots import budget_curve_png
 
     if modality not in DEFAULTS:
         raise HeadstartError(f"--modality must be one of {', '.join(DEFAULTS)}, not {modality!r}")

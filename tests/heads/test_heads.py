@@ -13,7 +13,6 @@ from sklearn.preprocessing import StandardScaler
 
 from headstart.heads import HEADS, LinearHead, MLPHead, make_head
 
-
 FAST = {"mlp": {"hidden": 64, "max_epochs": 30}}
 
 

@@ -1,0 +1,153 @@
+"""The three steps end to end through the Python API, and the saved-model format."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import headstart as hs
+from headstart.data import from_arrays
+from headstart.errors import BundleError, DataError
+from tests.conftest import make_texts
+
+
+@pytest.fixture(scope="module")
+def digits_model(digits_small, tmp_path_factory):
+    images, labels = digits_small
+    out = tmp_path_factory.mktemp("run") / "digits"
+    model = hs.fit(from_arrays(images, labels), backbone="headstart:tiny-cnn", out=out, progress=False)
+    return model, out
+
+
+def test_fit_reports_metrics_beside_a_baseline(digits_model) -> None:
+    model, out = digits_model
+    report = model.report
+    task = report["tasks"]["label"]
+    assert 0.0 <= task["accuracy"] <= 1.0 and task["n"] == report["n_test"] == 30
+    assert task["baseline"]["name"] == "raw pixels + logistic regression"
+    assert set(task["per_class"]) == {str(d) for d in range(10)}
+    assert report["seed"] == 0 and report["n_train"] == 90
+    for name in ("headstart.json", "heads.safetensors", "report.json", "report.md", "confusion.png"):
+        assert (out / name).is_file(), name
+    assert (out / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bundle_is_json_plus_safetensors_and_round_trips(digits_model, digits_small) -> None:
+    model, out = digits_model
+    manifest = json.loads((out / "headstart.json").read_text())
+    assert manifest["backbone"]["spec"] == "headstart:tiny-cnn"
+    assert manifest["backbone"]["preprocessing"]["kind"] == "image"
+    assert manifest["tasks"]["label"]["classes"] == [str(d) for d in range(10)]
+    assert manifest["data"]["fingerprint"] and manifest["versions"]["torch"]
+    assert "accuracy" in manifest["metrics"]["label"]
+    assert not any(p.suffix in (".pt", ".pth", ".pkl", ".bin") for p in out.iterdir())
+    loaded = hs.load(out)
+    images, _ = digits_small
+    np.testing.assert_allclose(loaded.predict_proba(images[:10]), model.predict_proba(images[:10]), atol=1e-5)
+    assert loaded.predict(images[:3]) == model.predict(images[:3])
+
+
+def test_predict_gives_label_and_probability(digits_model, digits_small) -> None:
+    _, out = digits_model
+    rows = hs.predict(out, list(digits_small[0][:2]), top_k=3)
+    assert rows[0]["input"] == "item #0" and rows[0]["label"] in [str(d) for d in range(10)]
+    assert 0 < rows[0]["label_probability"] <= 1 and len(rows[0]["label_top"]) == 3
+
+
+def test_evaluate_on_labelled_data(digits_model, digits_small, tmp_path) -> None:
+    _, out = digits_model
+    report = hs.evaluate(out, from_arrays(*digits_small), out=tmp_path / "eval", progress=False)
+    assert report["tasks"]["label"]["n"] == 120
+    assert (tmp_path / "eval" / "report.md").read_text().startswith("# evaluate")
+
+
+def test_labels_per_class_and_seed(digits_small) -> None:
+    data = from_arrays(*digits_small)
+    a = hs.fit(data, backbone="headstart:tiny-cnn", labels_per_class=2, seed=3, baseline=False, progress=False)
+    b = hs.fit(data, backbone="headstart:tiny-cnn", labels_per_class=2, seed=3, baseline=False, progress=False)
+    assert a.report["n_train"] == 20
+    assert a.report["tasks"]["label"]["accuracy"] == b.report["tasks"]["label"]["accuracy"]
+
+
+def test_multitask_text_fit_with_mlp_head(tiny_st_dir, tmp_path) -> None:
+    texts, topics = make_texts(80)
+    lengths = ["long" if len(t) > 50 else "short" for t in texts]
+    table = tmp_path / "news.csv"
+    import pandas as pd
+
+    pd.DataFrame({"text": texts, "topic": topics, "size": lengths}).to_csv(table, index=False)
+    model = hs.fit(
+        str(table),
+        backbone=f"st:{tiny_st_dir}",
+        head="mlp",
+        head_params={"hidden": 32, "max_epochs": 20},
+        label_columns=["topic", "size"],
+        out=tmp_path / "multi",
+        progress=False,
+    )
+    assert model.tasks == ["topic", "size"]
+    assert set(model.report["tasks"]) == {"topic", "size"}
+    assert model.report["tasks"]["topic"]["baseline"]["name"] == "TF-IDF + logistic regression"
+    assert (tmp_path / "multi" / "confusion-topic.png").is_file()
+    loaded = hs.load(tmp_path / "multi")
+    assert loaded.predict(["the market shares fell"], task="size")[0] in ("long", "short")
+
+
+def test_embed_writes_npy(tiny_st_dir, tmp_path) -> None:
+    texts, _ = make_texts(10)
+    x = hs.embed(from_arrays(texts), backbone=f"st:{tiny_st_dir}", out=tmp_path / "f.npy", progress=False)
+    assert x.shape == (10, 32) and np.load(tmp_path / "f.npy").shape == (10, 32)
+
+
+def test_modality_mismatch_is_a_clear_error(tiny_st_dir, digits_small) -> None:
+    with pytest.raises(DataError, match="holds image data but backbone st:.* encodes text"):
+        hs.fit(from_arrays(*digits_small), backbone=f"st:{tiny_st_dir}", progress=False)
+
+
+def test_failed_save_keeps_the_previous_bundle(digits_model, tmp_path, monkeypatch) -> None:
+    model, _ = digits_model
+    target = tmp_path / "model"
+    model.save(target)
+    before = (target / "heads.safetensors").read_bytes()
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("safetensors.torch.save_file", boom)
+    with pytest.raises(OSError, match="disk full"):
+        model.save(target)
+    assert (target / "heads.safetensors").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temp folder left behind
+
+
+def test_broken_bundles_give_clear_errors(tmp_path, digits_model) -> None:
+    with pytest.raises(BundleError, match="no such model folder"):
+        hs.load(tmp_path / "nothing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BundleError, match="no headstart.json"):
+        hs.load(tmp_path / "empty")
+    _, out = digits_model
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "headstart.json").write_text((out / "headstart.json").read_text())
+    (broken / "heads.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(BundleError, match="heads.safetensors: unreadable"):
+        hs.load(broken)
+
+
+def test_local_backbone_from_a_bundle(digits_model, digits_small) -> None:
+    _, out = digits_model
+    x = hs.embed(from_arrays(digits_small[0][:4]), backbone=f"local:{out}", progress=False)
+    y = hs.embed(from_arrays(digits_small[0][:4]), backbone="headstart:tiny-cnn", progress=False)
+    np.testing.assert_allclose(x, y, atol=1e-6)
+
+
+def test_import_headstart_is_light() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, headstart; print(sorted(m for m in ('torch','timm','transformers','fastapi') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
