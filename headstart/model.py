@@ -23,6 +23,8 @@ class TransferModel:
     data_info: dict[str, Any] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=dict, repr=False)
     _backbone: Any = field(default=None, repr=False)
+    # True when the backbone's weights were trained (fine-tuning): a saved bundle then carries them
+    tuned_backbone: bool = False
 
     @property
     def modality(self) -> str:
@@ -81,7 +83,10 @@ def as_dataset(inputs: Any, modality: str) -> Any:
         items = [Path(i).read_text(encoding="utf-8") if _is_text_file(i) else str(i) for i in items]
     elif modality == "image":
         items = [Path(i) if isinstance(i, str) else i for i in items]
-    return from_arrays(items, modality=modality or None)
+    ds = from_arrays(items, modality=modality or None)
+    if all(isinstance(i, Path) for i in items):  # name files by their path, not by position
+        ds.where = [str(i) for i in items]
+    return ds
 
 
 def _is_text_file(item: Any) -> bool:

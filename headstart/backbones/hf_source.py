@@ -25,6 +25,7 @@ def load(spec: BackboneSpec) -> Backbone:
 
     from headstart.backbones.registry import offline
 
+    quiet_transformers()
     where = spec.name
     local = Path(where).exists()
     kwargs = {"local_files_only": offline() or local, "trust_remote_code": False}
@@ -43,6 +44,13 @@ def load(spec: BackboneSpec) -> Backbone:
     if _is_vision(config):
         return _image_backbone(spec, model, where, kwargs, weights_id)
     return _text_backbone(spec, model, where, kwargs, weights_id)
+
+
+def quiet_transformers() -> None:
+    """No per-tensor 'Loading weights' bars: headstart shows its own progress where work takes time."""
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
 
 
 def random_copy(model: Any) -> Any:

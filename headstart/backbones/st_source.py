@@ -32,8 +32,10 @@ def resolve(name: str) -> str:
 def load(spec: BackboneSpec) -> TextBackbone:
     from sentence_transformers import SentenceTransformer
 
+    from headstart.backbones.hf_source import quiet_transformers
     from headstart.backbones.registry import offline
 
+    quiet_transformers()
     where = resolve(spec.name)
     local = Path(where).exists()
     try:
