@@ -31,9 +31,13 @@ def load_dataset(
     label_columns: list[str] | None = None,
     strict: bool = False,
 ) -> Dataset:
-    """A Dataset from a source string (`samples:NAME`, a folder, a table) or pass one through."""
+    """A Dataset from a source string (`samples:NAME`, a folder, a table), in-memory items, or pass one through."""
     if isinstance(data, Dataset):
         return data
+    if not isinstance(data, (str, Path)):
+        from headstart.data import from_arrays
+
+        return from_arrays(data, modality=modality)
     return load_data(data, modality=modality, text_column=text_column, label_columns=label_columns, strict=strict)
 
 
@@ -91,10 +95,23 @@ def fit(
         from headstart.finetune import finetune
 
         return finetune(
-            data, backbone=backbone, head=head, strategy=strategy, out=out, test_size=test_size,
-            labels_per_class=labels_per_class, seed=seed, strict=strict, text_column=text_column,
-            label_columns=label_columns, class_weight=class_weight, batch_size=batch_size, baseline=baseline,
-            progress=progress, **(head_params or {}), **finetune_options,
+            data,
+            backbone=backbone,
+            head=head,
+            strategy=strategy,
+            out=out,
+            test_size=test_size,
+            labels_per_class=labels_per_class,
+            seed=seed,
+            strict=strict,
+            text_column=text_column,
+            label_columns=label_columns,
+            class_weight=class_weight,
+            batch_size=batch_size,
+            baseline=baseline,
+            progress=progress,
+            **(head_params or {}),
+            **finetune_options,
         )
     if finetune_options:
         raise TypeError(f"fit() options {', '.join(sorted(finetune_options))} apply only to fine-tuning strategies")

@@ -8,6 +8,7 @@ and renamed into it, so a crash never leaves a half-written model.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ FORMAT = "headstart-bundle"
 FORMAT_VERSION = 1
 MANIFEST = "headstart.json"
 HEAD_WEIGHTS = "heads.safetensors"
+BACKBONE_WEIGHTS = "backbone.safetensors"  # only when the backbone itself was trained (fine-tuning)
 
 
 def library_versions() -> dict[str, str]:
@@ -50,7 +52,7 @@ def save_bundle(model: TransferModel, path: str | Path, *, extra_files: dict[str
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "backbone": {**model.backbone_info, "spec": model.backbone_spec, "weights": None},
+        "backbone": _backbone_section(model),
         "tasks": tasks,
         "metrics": model.metrics,
         "data": model.data_info,
@@ -60,11 +62,17 @@ def save_bundle(model: TransferModel, path: str | Path, *, extra_files: dict[str
     keep = {p.name: p for p in path.iterdir()} if path.is_dir() else {}
     with atomic_dir(path) as tmp:
         for name, src in keep.items():  # a run folder also holds reports and plots: carry them over
-            if name not in (MANIFEST, HEAD_WEIGHTS) and src.is_file():
+            if name not in (MANIFEST, HEAD_WEIGHTS, BACKBONE_WEIGHTS) and src.is_file():
                 (tmp / name).write_bytes(src.read_bytes())
+            elif src.is_dir() and not name.startswith("."):  # e.g. a fine-tuning run's checkpoint/ folder
+                shutil.copytree(src, tmp / name)
         for name, src in (extra_files or {}).items():
             (tmp / name).write_bytes(Path(src).read_bytes())
         save_file(tensors, str(tmp / HEAD_WEIGHTS))
+        if model.tuned_backbone:
+            from safetensors.torch import save_model
+
+            save_model(model.backbone.module, str(tmp / BACKBONE_WEIGHTS))
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=_jsonable))
     return path
 
@@ -94,13 +102,27 @@ def load_bundle(path: str | Path) -> TransferModel:
         except (KeyError, RuntimeError, TypeError) as exc:
             raise BundleError(f"{path}: weights of task {task!r} do not match its manifest ({exc})") from None
     backbone = dict(manifest["backbone"])
+    spec = backbone.pop("spec")
+    tuned = bool(backbone.get("weights"))
+    if tuned:  # fine-tuned weights live in this folder: `local:` builds the architecture and loads them
+        backbone["architecture"] = spec
+        spec = f"local:{path.resolve()}"
     return TransferModel(
-        backbone_spec=backbone.pop("spec"),
+        backbone_spec=spec,
         backbone_info=backbone,
         heads=heads,
         metrics=manifest.get("metrics", {}),
         data_info=manifest.get("data", {}),
+        tuned_backbone=tuned,
     )
+
+
+def _backbone_section(model: TransferModel) -> dict[str, Any]:
+    """The manifest's backbone section: `spec` names the architecture; `weights` the tuned weights file, if any."""
+    info = {k: v for k, v in model.backbone_info.items() if k != "architecture"}
+    if not model.tuned_backbone:
+        return {**info, "spec": model.backbone_spec, "weights": None}
+    return {**info, "spec": model.backbone_info.get("architecture", model.backbone_spec), "weights": BACKBONE_WEIGHTS}
 
 
 def read_manifest(path: Path) -> dict[str, Any]:

@@ -32,6 +32,20 @@ class HeadKind(str, Enum):
     mlp = "mlp"
 
 
+class Strategy(str, Enum):
+    probe = "probe"
+    finetune = "finetune"
+    gradual = "gradual"
+    layer_decay = "layer-decay"
+    lora = "lora"
+
+
+class Augment(str, Enum):
+    none = "none"
+    light = "light"
+    strong = "strong"
+
+
 class Modality(str, Enum):
     text = "text"
     image = "image"
@@ -85,10 +99,51 @@ def fit(
     label_column: list[str] = LABEL_COLUMNS,
     strict: bool = STRICT,
     fmt: Format = FORMAT,
+    strategy: Strategy = typer.Option(
+        Strategy.probe, "--strategy", help="probe: frozen backbone, cached features; the others train the backbone"
+    ),
+    epochs: int = typer.Option(None, "--epochs", help="fine-tuning epochs (default 5)"),
+    lr: float = typer.Option(None, "--lr", help="head learning rate, top of the schedule (default 2e-3)"),
+    augment: Augment = typer.Option(None, "--augment", help="training augmentation (default light)"),
+    weight_decay: float = typer.Option(None, "--weight-decay"),
+    dropout: float = typer.Option(None, "--dropout", help="before a linear head; inside an MLP head"),
+    label_smoothing: float = typer.Option(None, "--label-smoothing"),
+    l2sp: float = typer.Option(None, "--l2sp", help="L2-SP strength: pull the backbone toward its pretrained weights"),
+    patience: int = typer.Option(None, "--patience", help="early stopping after N epochs without a better val score"),
+    val_size: float = typer.Option(None, "--val-size", help="fraction of training items held out for validation"),
+    devices: str = typer.Option(None, "--devices", help="Fabric devices, e.g. 1, 2, auto"),
+    num_nodes: int = typer.Option(None, "--num-nodes"),
+    fabric_strategy: str = typer.Option(None, "--fabric-strategy", help="Fabric's strategy: auto, ddp, fsdp, ..."),
+    precision: str = typer.Option(None, "--precision", help="e.g. 32-true, bf16-mixed, 16-mixed"),
+    resume: bool = typer.Option(False, "--resume", help="continue an interrupted fine-tuning run in --out"),
+    settings: list[str] = typer.Option(None, "--set", help="any other fine-tuning option as KEY=VALUE (JSON value)"),
 ) -> None:
-    """Extract features with a pretrained backbone, fit a head, evaluate on a held-out split, save the model."""
+    """Extract features with a pretrained backbone, fit a head, evaluate on a held-out split, save the model.
+
+    With --strategy finetune / gradual / layer-decay / lora, the backbone trains with the head (see lr-find too).
+    """
     from headstart import api
 
+    options: dict[str, Any] = {}
+    if strategy != Strategy.probe:
+        given = {
+            "epochs": epochs,
+            "lr": lr,
+            "augment": augment.value if augment else None,
+            "weight_decay": weight_decay,
+            "dropout": dropout,
+            "label_smoothing": label_smoothing,
+            "l2sp": l2sp,
+            "patience": patience,
+            "val_size": val_size,
+            "devices": _devices(devices),
+            "num_nodes": num_nodes,
+            "fabric_strategy": fabric_strategy,
+            "precision": precision,
+        }
+        options = {k: v for k, v in given.items() if v is not None}
+        options.update(_settings(settings or []))
+        options["resume"] = resume
     model = api.fit(
         data,
         backbone=backbone,
@@ -104,7 +159,11 @@ def fit(
         label_columns=label_column or None,
         strict=strict,
         progress=fmt == Format.table,
+        strategy=strategy.value,
+        **options,
     )
+    if model.report.get("global_rank", 0) != 0:  # another process of a distributed run: rank 0 reports
+        return None
     if fmt == Format.json:
         return _emit(fmt, {**model.report, "out": str(out)})
     _show_skipped(model.report)
@@ -139,6 +198,24 @@ def predict(
             cells += [row[task], f"{row[f'{task}_probability']:.3f}"]
         table.add_row(*cells)
     console.print(table)
+
+
+def _devices(value: str | None) -> int | str | None:
+    return int(value) if value is not None and value.isdigit() else value
+
+
+def _settings(pairs: list[str]) -> dict[str, Any]:
+    """`--set KEY=VALUE` pairs; VALUE is read as JSON when it parses (3, 0.1, true, null, ["a"]), else as text."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--set")
+        try:
+            out[key.strip().replace("-", "_")] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip().replace("-", "_")] = value
+    return out
 
 
 def _is_source(value: str) -> bool:
@@ -260,7 +337,7 @@ def quickstart(
 
 
 # Commands of other capabilities live in their own modules and register themselves on `app` when imported.
-EXTENSIONS: tuple[str, ...] = ()
+EXTENSIONS: tuple[str, ...] = ("headstart.finetune.commands",)
 
 
 def _load_extensions() -> None:

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from headstart.backbones.base import Backbone, BackboneSpec, file_weights_id
+from headstart.backbones.base import Backbone, BackboneSpec, ImageBackbone, ImagePreprocessing, file_weights_id
 from headstart.errors import BackboneError
 
 MANIFEST = "headstart.json"
@@ -40,8 +40,18 @@ def load(spec: BackboneSpec) -> Backbone:
         except Exception as exc:
             raise BackboneError(f"{weights}: cannot load weights ({str(exc).splitlines()[0][:200]})") from None
         backbone.weights_id = file_weights_id(weights)
+        _restore_preprocessing(backbone, section.get("preprocessing"))
     backbone.spec = f"local:{folder.resolve()}"
     return backbone
+
+
+def _restore_preprocessing(backbone: Backbone, saved: Any) -> None:
+    """Trained weights come with the preprocessing they were trained under, which the architecture's random-init
+    build may not share (e.g. headstart:efficientnet-lite0's whole-image resize): take the manifest's."""
+    if isinstance(backbone, ImageBackbone) and isinstance(saved, dict) and saved.get("kind") == "image":
+        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k != "kind"}
+        backbone.image_preprocessing = ImagePreprocessing(**fields)
+        backbone._transform = backbone.image_preprocessing.transform()
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:

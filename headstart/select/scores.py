@@ -63,7 +63,8 @@ def _prepare(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.n
 # ---------------------------------------------------------------- LogME
 
 _LOGME_TOL = 1e-5  # relative change of alpha / beta at which the fixed-point iteration stops
-_LOGME_MAX_ITER = 1_000  # each step costs O(rank); interior optima take a few dozen
+_LOGME_MAX_ITER = 1_000  # each step costs O(rank); from a good start it takes a few dozen
+_LOGME_GRID_PER_DECADE = 4  # starting points for alpha / beta scanned per factor of 10
 
 
 def _fit_stats(lam: float, sigma: np.ndarray, x2: np.ndarray, res0: float) -> tuple[float, float, float]:
@@ -80,7 +81,14 @@ def _fit_stats(lam: float, sigma: np.ndarray, x2: np.ndarray, res0: float) -> tu
     return gamma, m2, res2
 
 
-def _log_evidence(alpha: float, beta: float, sigma: np.ndarray, m2: float, res2: float, n: int, d: int) -> float:
+def _log_evidence(lam: float, sigma: np.ndarray, x2: np.ndarray, res0: float, n: int, d: int) -> float:
+    """Log evidence at alpha / beta = lam, with beta at its best for that ratio: N / (|y - F m|^2 + lam |m|^2).
+
+    At a fixed point of the iteration this beta is the iteration's own.
+    """
+    _, m2, res2 = _fit_stats(lam, sigma, x2, res0)
+    beta = n / (res2 + lam * m2)
+    alpha = lam * beta
     # log|alpha I + beta F^T F|: each of the D - rank zero singular values contributes log(alpha).
     logdet = float(np.sum(np.log(alpha + beta * sigma))) + (d - len(sigma)) * np.log(alpha)
     fit = d * np.log(alpha) + n * np.log(beta) - logdet - beta * res2 - alpha * m2
@@ -91,10 +99,11 @@ def logme(features: np.ndarray, labels: np.ndarray) -> float:
     """LogME (You et al., ICML 2021): the maximised log evidence per sample, averaged over one-hot class targets.
 
     One SVD of the features (an eigendecomposition of F^T F when N > D), then for each class the fixed-point
-    iteration alpha = gamma / |m|^2, beta = (N - gamma) / |y - F m|^2, as in the official `LogME.py`. Unlike
-    it, the log-determinant also counts the D - rank zero singular values, so the value is exact when N < D.
-    The evidence can have more than one local maximum in alpha / beta; like the official code, this returns
-    the one the iteration reaches from alpha = beta = 1.
+    iteration alpha = gamma / |m|^2, beta = (N - gamma) / |y - F m|^2 of the official `LogME.py`. Two changes
+    make the value the evidence's global maximum, independent of the features' scale: the log-determinant
+    counts the D - rank zero singular values (the official fixed-point code drops them when N < D), and the
+    iteration starts from the best of a log-spaced scan of alpha / beta rather than from alpha = beta = 1,
+    because the evidence can have several local maxima, notably when N < D.
     """
     f, y, n_classes = _prepare(features, labels)
     n, d = f.shape
@@ -111,20 +120,18 @@ def logme(features: np.ndarray, labels: np.ndarray) -> float:
     if len(sigma) == 0:
         raise ValueError("features are all zero; LogME needs at least one non-zero feature")
 
-    # Beyond these bounds on alpha / beta the evidence no longer changes; an optimum on the boundary (features
-    # that explain nothing of a target, or all of it) makes the iteration drift off towards one of them.
+    # Beyond these bounds on alpha / beta the evidence no longer changes. An optimum on the boundary (features
+    # that explain nothing of a target, or all of it) makes the iteration drift towards one of them.
     lo, hi = 1e-10 * sigma.min(), 1e10 * sigma.max()
-    # The official code starts at alpha = beta = 1. Starting at the mean squared feature instead is the same
-    # for standardised features, and makes the result independent of the features' scale, as the maximised
-    # evidence is: the iteration can otherwise settle on a different local maximum.
-    start = float(np.sum(sigma)) / (n * d)
+    grid = np.logspace(np.log10(lo), np.log10(hi), int(np.log10(hi / lo) * _LOGME_GRID_PER_DECADE) + 1)
     tiny = np.finfo(np.float64).tiny
     evidences = []
     for k in range(n_classes):
         target = (y == k).astype(np.float64)
         x2 = (u.T @ target) ** 2
         res0 = max(float(target @ target - x2.sum()), 0.0)
-        lam = start
+        scan = [_log_evidence(lam, sigma, x2, res0, n, d) for lam in grid]
+        lam = float(grid[int(np.argmax(scan))])
         for _ in range(_LOGME_MAX_ITER):
             gamma, m2, res2 = _fit_stats(lam, sigma, x2, res0)
             # alpha = gamma / |m|^2 and beta = (N - gamma) / |y - F m|^2 only matter through their ratio.
@@ -133,37 +140,46 @@ def logme(features: np.ndarray, labels: np.ndarray) -> float:
             lam = new_lam
             if converged:
                 break
-        # For a given alpha / beta the best beta is N / (|y - F m|^2 + lam |m|^2): the fixed point's own beta
-        # once converged, and the right one where the iteration stopped at a boundary.
-        _, m2, res2 = _fit_stats(lam, sigma, x2, res0)
-        beta = n / (res2 + lam * m2)
-        evidences.append(_log_evidence(lam * beta, beta, sigma, m2, res2, n, d) / n)
+        evidences.append(max(_log_evidence(lam, sigma, x2, res0, n, d), max(scan)) / n)
     return float(np.mean(evidences))
 
 
 def logme_slow(features: np.ndarray, labels: np.ndarray) -> float:
     """LogME straight from the definition, to test `logme`: no SVD and no fixed point.
 
-    With the weights w ~ N(0, I / alpha) integrated out, a target is y ~ N(0, I / beta + F F^T / alpha). Its log
-    density (a determinant and a solve per step) is maximised over log alpha and log beta by Nelder-Mead.
+    The log evidence of Bayesian linear regression, with a determinant and a solve per step, is maximised over
+    log alpha and log beta: a coarse grid, then Nelder-Mead from the grid's best point, which can settle on a
+    lower local maximum when two lie close. It is computed through the D x D posterior precision when N > D, and
+    as the N x N Gaussian marginal likelihood otherwise, the form that stays well conditioned there. Slow, and
+    meant for small, roughly unit-scale features.
     """
     from scipy.optimize import minimize
 
     f, y, n_classes = _prepare(features, labels)
-    n = len(f)
-    gram = f @ f.T
+    n, d = f.shape
+    ftf, gram = f.T @ f, f @ f.T
+    log_mean_square = np.log(np.mean(f**2))
 
     def neg_evidence(log_params: np.ndarray, target: np.ndarray) -> float:
         alpha, beta = np.exp(log_params)
-        cov = np.eye(n) / beta + gram / alpha
+        if n > d:  # posterior precision A = alpha I + beta F^T F, posterior mean m = beta A^-1 F^T y
+            a = alpha * np.eye(d) + beta * ftf
+            m = beta * np.linalg.solve(a, f.T @ target)
+            residual = np.sum((target - f @ m) ** 2)
+            fit = d * np.log(alpha) + n * np.log(beta) - np.linalg.slogdet(a)[1] - beta * residual - alpha * m @ m
+            return -(fit - n * np.log(2 * np.pi)) / (2 * n)
+        cov = np.eye(n) / beta + gram / alpha  # y ~ N(0, cov) once w ~ N(0, I / alpha) is integrated out
         logdet = np.linalg.slogdet(cov)[1]
         return (n * np.log(2 * np.pi) + logdet + target @ np.linalg.solve(cov, target)) / (2 * n)
 
+    grid = [(log_mean_square + a, b) for a in np.arange(-14.0, 41.0, 2.0) for b in np.arange(-5.0, 36.0)]
+    bounds = [(log_mean_square - 20, log_mean_square + 45), (-10, 40)]
     evidences = []
     for k in range(n_classes):
         target = (y == k).astype(np.float64)
+        start = min(grid, key=lambda point: neg_evidence(np.array(point), target))
         options = {"xatol": 1e-6, "fatol": 1e-10}
-        result = minimize(neg_evidence, np.zeros(2), args=(target,), method="Nelder-Mead", options=options)
+        result = minimize(neg_evidence, start, args=(target,), method="Nelder-Mead", bounds=bounds, options=options)
         evidences.append(-result.fun)
     return float(np.mean(evidences))
 

@@ -148,6 +148,8 @@ def test_import_headstart_is_light() -> None:
     import subprocess
     import sys
 
-    code = "import sys, headstart; print(sorted(m for m in ('torch','timm','transformers','fastapi') if m in sys.modules))"
+    code = (
+        "import sys, headstart; print(sorted(m for m in ('torch','timm','transformers','fastapi') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

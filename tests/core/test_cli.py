@@ -121,8 +121,9 @@ def test_bad_text_rows_name_the_row(tmp_path, tiny_st_dir) -> None:
     lines[5] = lines[5].split(",")[0] + ","  # missing label on data row 5
     raw = ("\n".join(lines) + "\n").encode() + b"caf\xe9 ruined,business\n"  # undecodable row 21
     (tmp_path / "t.csv").write_bytes(raw)
-    code, output = run("fit", tmp_path / "t.csv", "--backbone", f"st:{tiny_st_dir}", "--out", tmp_path / "m",
-                       "--format", "json")
+    code, output = run(
+        "fit", tmp_path / "t.csv", "--backbone", f"st:{tiny_st_dir}", "--out", tmp_path / "m", "--format", "json"
+    )
     assert code == 0, output
     skipped = json.loads(output)["skipped"]
     assert any("row 3" in s and "missing text" in s for s in skipped)
@@ -147,7 +148,8 @@ def test_main_prints_one_line_and_exits_2(tmp_path) -> None:
 
     proc = subprocess.run(
         [sys.executable, "-m", "headstart.cli", "fit", str(tmp_path / "nope"), "--out", str(tmp_path / "m")],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error:") and "Traceback" not in proc.stderr

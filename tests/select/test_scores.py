@@ -114,6 +114,17 @@ def test_logme_matches_direct_maximisation(n: int, d: int):
     assert logme(features, labels) == pytest.approx(logme_slow(features, labels), rel=1e-3)
 
 
+def test_logme_does_not_depend_on_the_feature_scale():
+    # The maximised evidence is scale-free (alpha absorbs the scale); N < D, where local maxima are common.
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 3, 12)
+    features = rng.normal(size=(12, 40))
+    features[:, 0] += labels
+    value = logme(features, labels)
+    for scale in (1e-4, 30.0, 1e5):
+        assert logme(scale * features, labels) == pytest.approx(value, rel=1e-6)
+
+
 def test_logme_ranks_separated_features_above_noise():
     separated, labels = blobs()
     random = np.random.default_rng(1).normal(size=separated.shape)

@@ -1,0 +1,100 @@
+"""The source classifier's logits (e.g. ImageNet's 1,000 classes) for every item, batched and cached like features.
+
+LEEP and NCE judge a backbone by how its own classifier's outputs relate to the target labels. Those outputs come
+from `backbone.source_logits(batch)`; wrapping that as the `embed` of a stand-in backbone lets `extract_features`
+do the batching, the DataLoader workers, the progress bar and the on-disk cache, under a key of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from headstart.backbones.base import Backbone
+from headstart.data.dataset import Dataset
+from headstart.features.cache import FeatureCache
+from headstart.features.extract import extract_features
+
+
+class SourceClassifier(Backbone):
+    """`backbone` seen through its source classifier: `embed(batch)` gives the (batch, n_classes) logits."""
+
+    def __init__(self, backbone: Backbone, n_classes: int) -> None:
+        super().__init__(
+            f"{backbone.spec} [source logits]", backbone.module, embed_dim=n_classes, weights_id=backbone.weights_id
+        )
+        self.backbone = backbone
+        self.modality = backbone.modality
+
+    @property
+    def preprocessing(self) -> dict[str, Any]:
+        return self.backbone.preprocessing
+
+    @property
+    def cache_key(self) -> str:
+        return hashlib.sha256(f"source-logits\0{self.backbone.cache_key}".encode()).hexdigest()[:24]
+
+    def prepare(self, item: Any) -> Any:
+        return self.backbone.prepare(item)
+
+    def collate(self, prepared: Sequence[Any]) -> Any:
+        return self.backbone.collate(prepared)
+
+    def batch_size_of(self, batch: Any) -> int:
+        return self.backbone.batch_size_of(batch)
+
+    def embed(self, batch: Any) -> torch.Tensor:
+        logits = self.backbone.source_logits(batch)
+        if logits is None:
+            raise ValueError(f"{self.backbone.spec} stopped giving source logits")
+        return logits
+
+
+def source_classes(backbone: Backbone, example: Any) -> int | None:
+    """How many classes the backbone's source classifier has, or None when it has none (one forward of `example`)."""
+    backbone.module.eval()
+    with torch.inference_mode():
+        logits = backbone.source_logits(backbone.collate([backbone.prepare(example)]))
+    return None if logits is None else int(logits.shape[-1])
+
+
+def extract_source_logits(
+    backbone: Backbone,
+    data: Dataset | Sequence[Any],
+    *,
+    batch_size: int = 32,
+    num_workers: int | None = None,
+    cache: FeatureCache | bool = True,
+    progress: bool = True,
+) -> np.ndarray | None:
+    """Source-classifier logits of every item, shape (N, n_source_classes), float32; None if the backbone has none.
+
+    Same batching and cache as `extract_features`: a second call on the same items reads them back.
+    Softmax them for LEEP; their argmax are the hard source labels NCE uses.
+    """
+    items = data.items if isinstance(data, Dataset) else list(data)
+    if not items:
+        raise ValueError("no items to run the source classifier on")
+    n_classes = source_classes(backbone, items[0])
+    if n_classes is None:
+        return None
+    return extract_features(
+        SourceClassifier(backbone, n_classes),
+        data,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        cache=cache,
+        progress=progress,
+    )
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float64, stable for large logits."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)

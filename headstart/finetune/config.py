@@ -1,0 +1,175 @@
+"""Fine-tuning settings: one dataclass per concern, resolved from flat keyword options and saved beside every run.
+
+`FinetuneConfig.from_options(epochs=3, l2sp=0.01, devices=2)` routes each option to the dataclass that owns it, so
+the Python API, the CLI and the saved `finetune-config.json` all speak the same field names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from headstart.errors import HeadstartError
+
+STRATEGIES = ("finetune", "gradual", "layer-decay", "lora")
+AUGMENT_LEVELS = ("none", "light", "strong")
+
+
+@dataclass
+class LoopConfig:
+    """The training loop itself."""
+
+    epochs: int = 5
+    lr: float = 2e-3  # the head's learning rate and the top of every schedule (fastai's fine_tune default)
+    batch_size: int = 32
+    seed: int = 0
+    val_size: float = 0.15  # fraction of the training items held out (stratified) for validation; 0 turns it off
+    num_workers: int | None = None  # DataLoader workers; None: 1 for images on small machines, 0 for text
+    grad_clip: float | None = 1.0
+    warmup: float = 0.25  # fraction of each stage spent warming the learning rate up (one-cycle)
+    precise_bn: int = 512  # recompute trained BatchNorm statistics on up to N training items before evaluating; 0: off
+
+
+@dataclass
+class HeadConfig:
+    """The task heads: `linear` is softmax(W f + b); `mlp` is Dense(hidden, relu) -> dropout -> softmax."""
+
+    head: str = "linear"
+    hidden: int = 1024
+    dropout: float | None = None  # None: 0.0 before a linear head, 0.5 inside an MLP head
+    init: str = "probe"  # linear heads: "probe" starts from logistic regression on pretrained features (LP-FT); "zero"
+
+
+@dataclass
+class StrategyConfig:
+    """Which parameters train, and at which learning rate."""
+
+    strategy: str = "finetune"
+    backbone_lr_mult: float = 0.1  # backbone LR = lr * this (finetune, layer-decay, lora)
+    freeze_epochs: int = 1  # gradual: epochs of head-only training before unfreezing (added to `epochs`)
+    lr_mult: int = 100  # gradual: input-side layers train at (lr/2)/lr_mult, the head at lr/2 (fastai's fine_tune)
+    layer_decay: float = 0.75  # layer-decay: each layer group toward the input gets this factor more
+    freeze_bn: bool = False  # backbone BatchNorms keep their pretrained statistics (small batches, little data)
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.1
+    lora_targets: list[str] | None = None  # module names to adapt; None: every nn.Linear of the backbone
+
+
+@dataclass
+class RegularisationConfig:
+    """The remedies for overfitting."""
+
+    weight_decay: float = 0.01
+    label_smoothing: float = 0.0
+    l2sp: float = 0.0  # alpha of L2-SP: alpha/2 * ||w - w_pretrained||^2 on the backbone (Li et al. 2018)
+    class_weight: str | None = None  # "balanced": weight classes inversely to their frequency
+    patience: int | None = None  # early stopping: epochs without a better validation score; None trains them all
+    restore_best: bool = True  # end with the weights of the best validation epoch
+    task_weights: dict[str, float] | None = None  # multitask: loss weight per label column (default 1 each)
+
+
+@dataclass
+class AugmentConfig:
+    """Training-time augmentation: torchvision v2 for images, word dropout for text."""
+
+    augment: str = "light"
+    hflip: bool = True
+    mixup: float = 0.0  # MixUp alpha; > 0 turns it on (images, one task)
+    cutmix: float = 0.0  # CutMix alpha; > 0 turns it on (images, one task)
+    word_dropout: float | None = None  # None: 0.1 for light, 0.2 for strong
+
+
+@dataclass
+class DistributedConfig:
+    """Passed through to `lightning.fabric.Fabric`."""
+
+    accelerator: str = "auto"
+    devices: int | str = 1
+    num_nodes: int = 1
+    fabric_strategy: str = "auto"  # Fabric's strategy: auto, ddp, ddp_spawn, fsdp, ...
+    precision: str | None = None  # e.g. 32-true, bf16-mixed, 16-mixed; None: Fabric's default
+
+
+@dataclass
+class FinetuneConfig:
+    loop: LoopConfig = field(default_factory=LoopConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    regularisation: RegularisationConfig = field(default_factory=RegularisationConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
+
+    @classmethod
+    def from_options(cls, **options: Any) -> FinetuneConfig:
+        """Route each flat option to the concern that owns it; unknown names and bad values raise."""
+        parts = {f.name: f.type for f in fields(cls)}
+        owners = {name: part for part in _PARTS.values() for name in _field_names(part)}
+        unknown = sorted(set(options) - set(owners))
+        if unknown:
+            raise HeadstartError(
+                f"unknown fine-tuning option(s): {', '.join(unknown)}; known: {', '.join(sorted(owners))}"
+            )
+        built = {
+            name: _PARTS[name](**{k: v for k, v in options.items() if owners[k] is _PARTS[name]}) for name in parts
+        }
+        config = cls(**built)
+        config.validate()
+        return config
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FinetuneConfig:
+        return cls(**{name: _PARTS[name](**data.get(name, {})) for name in _PARTS})
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def flat(self) -> dict[str, Any]:
+        return {k: v for part in self.to_json().values() for k, v in part.items()}
+
+    def validate(self) -> None:
+        s, a, h, r = self.strategy, self.augment, self.head, self.regularisation
+        checks = [
+            (
+                s.strategy in STRATEGIES,
+                f"strategy must be one of {', '.join(STRATEGIES)} (or probe), not {s.strategy!r}",
+            ),
+            (a.augment in AUGMENT_LEVELS, f"augment must be one of {', '.join(AUGMENT_LEVELS)}, not {a.augment!r}"),
+            (h.head in ("linear", "mlp"), f"head must be linear or mlp, not {h.head!r}"),
+            (h.init in ("probe", "zero"), f"init must be probe or zero, not {h.init!r}"),
+            (self.loop.epochs >= 1, "epochs must be at least 1"),
+            (self.loop.lr > 0, "lr must be positive"),
+            (self.loop.batch_size >= 2, "batch_size must be at least 2 (BatchNorm needs 2 items)"),
+            (0.0 <= self.loop.val_size < 0.9, "val_size must lie in [0, 0.9)"),
+            (0.0 < s.layer_decay <= 1.0, "layer_decay must lie in (0, 1]"),
+            (r.class_weight in (None, "balanced"), "class_weight must be None or 'balanced'"),
+            (0.0 <= r.label_smoothing < 1.0, "label_smoothing must lie in [0, 1)"),
+            (r.patience is None or r.patience >= 1, "patience must be at least 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise HeadstartError(message)
+
+    @property
+    def total_epochs(self) -> int:
+        extra = self.strategy.freeze_epochs if self.strategy.strategy == "gradual" else 0
+        return self.loop.epochs + extra
+
+
+_PARTS: dict[str, type] = {
+    "loop": LoopConfig,
+    "head": HeadConfig,
+    "strategy": StrategyConfig,
+    "regularisation": RegularisationConfig,
+    "augment": AugmentConfig,
+    "distributed": DistributedConfig,
+}
+
+
+def _field_names(part: type) -> list[str]:
+    return [f.name for f in fields(part)]
+
+
+def option_names() -> list[str]:
+    """Every flat option `from_options` accepts."""
+    return sorted(name for part in _PARTS.values() for name in _field_names(part))

@@ -1,0 +1,129 @@
+"""Data for the loop: label encoding per task, a validation carve-out, and deterministic per-epoch batches.
+
+The batch order of epoch `e` depends only on (seed, e), and each process of a distributed run takes every
+`world_size`-th item of it, so a resumed run, or one on another number of DataLoader workers, sees the same batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from headstart.backbones.base import Backbone
+from headstart.data.dataset import Dataset
+
+
+@dataclass
+class Tasks:
+    """Label columns and their classes (sorted, as the heads' `classes_`), and labels as class indices."""
+
+    names: list[str]
+    classes: dict[str, list[str]]
+
+    @classmethod
+    def from_dataset(cls, ds: Dataset) -> Tasks:
+        return cls(ds.tasks, {t: sorted({str(v) for v in ds.targets[t]}) for t in ds.tasks})
+
+    def encode(self, ds: Dataset) -> np.ndarray:
+        """(n_items, n_tasks) class indices; -1 for a label the training data never showed."""
+        out = np.full((len(ds), len(self.names)), -1, dtype=np.int64)
+        for j, task in enumerate(self.names):
+            index = {c: i for i, c in enumerate(self.classes[task])}
+            out[:, j] = [index.get(str(v), -1) for v in ds.targets[task]]
+        return out
+
+
+def carve_validation(train: Dataset, val_size: float, seed: int) -> tuple[Dataset, Dataset | None]:
+    """Hold out `val_size` of the training items, stratified on the first task; None if too few to do so."""
+    if val_size <= 0:
+        return train, None
+    from sklearn.model_selection import train_test_split
+
+    labels = np.asarray(train.labels, dtype=object)
+    n_classes = len(set(labels.tolist()))
+    n_val = int(round(len(train) * val_size))
+    counts = np.unique(labels, return_counts=True)[1]
+    if n_val < n_classes or len(train) - n_val < n_classes or counts.min() < 2:
+        return train, None
+    tr, va = train_test_split(np.arange(len(train)), test_size=n_val, stratify=labels, random_state=seed)
+    return train.subset(np.sort(tr)), train.subset(np.sort(va))
+
+
+def item_seed(seed: int, epoch: int, index: int) -> int:
+    return (seed * 1_000_003 + epoch * 10_007 + index) % (2**31)
+
+
+class TrainItems(torch.utils.data.Dataset):
+    """Items augmented under their own seed; `epoch` is set before each epoch's DataLoader is built."""
+
+    def __init__(self, items: list[Any], labels: np.ndarray, transform: Callable[[Any, int], Any], seed: int) -> None:
+        self.items, self.labels, self.transform, self.seed = items, labels, transform, seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[Any, np.ndarray]:
+        return self.transform(self.items[i], item_seed(self.seed, self.epoch, i)), self.labels[i]
+
+
+class EvalItems(torch.utils.data.Dataset):
+    def __init__(self, items: list[Any], labels: np.ndarray, backbone: Backbone) -> None:
+        self.items, self.labels, self.backbone = items, labels, backbone
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[Any, np.ndarray]:
+        return self.backbone.prepare(self.items[i]), self.labels[i]
+
+
+def epoch_batches(
+    n: int, batch_size: int, *, seed: int, epoch: int, rank: int, world_size: int, shuffle: bool = True
+) -> list[list[int]]:
+    """This process's batches of item indices for one epoch.
+
+    Training (shuffle): a seeded permutation, padded to a multiple of `world_size`, every `world_size`-th index
+    for this rank, and the last short batch dropped when there is at least one full one (BatchNorm needs > 1 item).
+    Evaluation: every item exactly once over all ranks, in order.
+    """
+    if shuffle:
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 7919 + epoch)).tolist()
+        order += order[: (-n) % world_size]
+    else:
+        order = list(range(n))
+    mine = order[rank::world_size]
+    batches = [mine[i : i + batch_size] for i in range(0, len(mine), batch_size)]
+    if shuffle and len(batches) > 1 and len(batches[-1]) < batch_size:
+        batches.pop()
+    return batches
+
+
+def steps_per_epoch(n: int, batch_size: int, world_size: int) -> int:
+    return len(epoch_batches(n, batch_size, seed=0, epoch=0, rank=0, world_size=world_size))
+
+
+def loader(
+    dataset: torch.utils.data.Dataset, batches: list[list[int]], backbone: Backbone, num_workers: int
+) -> Iterator[tuple[Any, torch.Tensor]]:
+    return iter(
+        torch.utils.data.DataLoader(
+            dataset,
+            batch_sampler=batches,
+            num_workers=num_workers,
+            collate_fn=_Collate(backbone),
+            prefetch_factor=2 if num_workers else None,
+        )
+    )
+
+
+class _Collate:
+    def __init__(self, backbone: Backbone) -> None:
+        self.backbone = backbone
+
+    def __call__(self, rows: list[tuple[Any, np.ndarray]]) -> tuple[Any, torch.Tensor]:
+        return self.backbone.collate([r[0] for r in rows]), torch.as_tensor(np.stack([r[1] for r in rows]))

@@ -1,0 +1,311 @@
+"""The training loop: ours and readable; devices, DDP, multi-node launch and mixed precision are Fabric's.
+
+One epoch: deterministic batches (augmented per item), forward through backbone and heads, the summed task losses
+(+ L2-SP), backward, clip, step, one-cycle learning rate per step; then validation (reduced over processes), early
+stopping bookkeeping and a checkpoint. Stages (gradual unfreezing) change which parameters train and rebuild the
+optimizer and the distributed wrapper.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from headstart.backbones.base import Backbone
+from headstart.data.dataset import Dataset
+from headstart.features.extract import default_workers
+from headstart.finetune import checkpoint as ckpt
+from headstart.finetune.augment import batch_mix, train_transform
+from headstart.finetune.config import FinetuneConfig
+from headstart.finetune.data import EvalItems, Tasks, TrainItems, epoch_batches, loader, steps_per_epoch
+from headstart.finetune.net import (
+    FinetuneNet,
+    Objective,
+    build_net,
+    class_weights,
+    feature_stats,
+    pretrained_features,
+    probe_init,
+    recalibrate_batchnorm,
+    used_parameters,
+)
+from headstart.finetune.strategies import (
+    add_lora,
+    one_cycle,
+    param_groups,
+    plan_stages,
+    set_schedule,
+    stage_of,
+)
+
+
+def make_fabric(config: FinetuneConfig) -> Any:
+    """A launched `lightning.fabric.Fabric` (with the `ddp` strategy, this starts the other processes)."""
+    from lightning.fabric import Fabric
+
+    d = config.distributed
+    fabric = Fabric(
+        accelerator=d.accelerator,
+        devices=d.devices,
+        num_nodes=d.num_nodes,
+        strategy=d.fabric_strategy,
+        precision=d.precision,
+    )
+    fabric.launch()
+    return fabric
+
+
+@dataclass
+class TrainResult:
+    net: FinetuneNet
+    history: list[dict[str, Any]]
+    best_epoch: int | None
+    resumed_at: int | None  # epochs already done when this process resumed the run
+    global_rank: int
+    world_size: int
+
+
+def prepare_net(
+    backbone: Backbone, train: Dataset, tasks: Tasks, config: FinetuneConfig
+) -> tuple[FinetuneNet, set[str]]:
+    """The network (heads standardised on pretrained features) and the backbone parameters that may train."""
+    torch.manual_seed(config.loop.seed)
+    pick, x = pretrained_features(backbone, train.items, config.loop.seed)
+    mean, scale = feature_stats(x)
+    net = build_net(backbone, [len(tasks.classes[t]) for t in tasks.names], mean, scale, config)
+    if config.head.init == "probe":
+        probe_init(net, x, {t: [str(train.targets[t][i]) for i in pick] for t in tasks.names}, tasks.classes)
+    if config.strategy.strategy == "lora":
+        add_lora(net.encoder, config)
+    probe = backbone.collate([backbone.prepare(item) for item in train.items[:2]])
+    used = used_parameters(net, probe)
+    trainable = {n for n, p in net.encoder.named_parameters() if p.requires_grad and n in used}
+    for name, p in net.encoder.named_parameters():
+        p.requires_grad_(name in trainable)
+    return net, trainable
+
+
+def train(
+    fabric: Any,
+    backbone: Backbone,
+    train_ds: Dataset,
+    val_ds: Dataset | None,
+    tasks: Tasks,
+    config: FinetuneConfig,
+    folder: Path | None,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+) -> TrainResult:
+    loop_cfg = config.loop
+    rank, world = fabric.global_rank, fabric.world_size
+    net, trainable = prepare_net(backbone, train_ds, tasks, config)
+    y_train, y_val = tasks.encode(train_ds), (tasks.encode(val_ds) if val_ds is not None else None)
+    n_classes = [len(tasks.classes[t]) for t in tasks.names]
+    objective = Objective(config, tasks.names, class_weights(y_train, n_classes, config.regularisation.class_weight))
+    objective.anchor([p for n, p in net.encoder.named_parameters() if n in trainable])
+
+    checkpoints = folder / "checkpoint" if folder is not None else None
+    restored = ckpt.load(checkpoints, config.to_json()) if (resume and checkpoints is not None) else None
+    state = ckpt.LoopState()
+    best_state: dict[str, torch.Tensor] | None = None
+    if restored is not None:
+        net.load_state_dict(restored.net_state)
+        state, best_state = restored.loop, restored.best_state
+    resumed_at = state.epoch if restored is not None else None
+
+    stages = plan_stages(config)
+    steps = steps_per_epoch(len(train_ds), loop_cfg.batch_size, world)
+    workers = default_workers(backbone) if loop_cfg.num_workers is None else loop_cfg.num_workers
+    train_items = TrainItems(train_ds.items, y_train, train_transform(backbone, config.augment), loop_cfg.seed)
+    val_items = EvalItems(val_ds.items, y_val, backbone) if val_ds is not None else None
+    mix = batch_mix(config.augment, n_classes[0]) if backbone.modality == "image" else None
+    if mix is not None and len(tasks.names) > 1:
+        from headstart.errors import HeadstartError
+
+        raise HeadstartError("MixUp / CutMix need a single label column")
+
+    stage = model = optimizer = None
+    if restored is not None and not ckpt.restore_rng(restored, rank, world):
+        torch.manual_seed(loop_cfg.seed + 1000 * rank + state.epoch)
+    elif restored is None:
+        torch.manual_seed(loop_cfg.seed + 1000 * rank)
+    while state.epoch < config.total_epochs and not state.finished:
+        epoch = state.epoch
+        if stage is None or stage_of(stages, epoch) != stage:
+            stage = stage_of(stages, epoch)
+            net.train_backbone = stage.train_backbone
+            for name, p in net.encoder.named_parameters():
+                p.requires_grad_(stage.train_backbone and name in trainable)
+            optimizer = torch.optim.AdamW(param_groups(net, net.encoder, trainable, stage, config))
+            if restored is not None and epoch == restored.loop.epoch and epoch > stage.first_epoch:
+                optimizer.load_state_dict(restored.optimizer)
+            model, optimizer = fabric.setup_module(net), fabric.setup_optimizers(optimizer)
+            objective.anchors = [(p, a.to(p.device)) for p, a in objective.anchors]
+
+        started = time.perf_counter()
+        train_items.epoch = epoch
+        batches = epoch_batches(
+            len(train_ds), loop_cfg.batch_size, seed=loop_cfg.seed, epoch=epoch, rank=rank, world_size=world
+        )
+        net.set_train_mode()
+        bar = _bar(len(batches), f"epoch {epoch + 1}/{config.total_epochs} ({stage.name})", progress and rank == 0)
+        loss_sum = torch.zeros(2, dtype=torch.float64)
+        for i, (x, y) in enumerate(loader(train_items, batches, backbone, workers)):
+            set_schedule(optimizer, one_cycle((epoch - stage.first_epoch) * steps + i, stage.epochs * steps, stage))
+            x, y = fabric.to_device((x, y))
+            targets = [y[:, j] for j in range(y.shape[1])]
+            if mix is not None:
+                x, soft = mix(x, targets[0])
+                targets = [soft]
+            loss = objective(model(x), targets)
+            optimizer.zero_grad(set_to_none=True)
+            fabric.backward(loss)
+            if loop_cfg.grad_clip:
+                fabric.clip_gradients(model, optimizer, max_norm=loop_cfg.grad_clip)
+            optimizer.step()
+            loss_sum += torch.tensor([loss.item() * len(targets[0]), len(targets[0])], dtype=torch.float64)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_sum[0] / loss_sum[1]:.4f}")
+        totals = fabric.all_reduce(loss_sum, reduce_op="sum")
+        row: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "stage": stage.name,
+            "lr": float(max(g["top_lr"] for g in optimizer.param_groups)),
+            "train_loss": float(totals[0] / max(1.0, float(totals[1]))),
+        }
+        if val_items is not None or state.epoch + 1 >= config.total_epochs:
+            _precise_bn(fabric, model, net, train_ds, y_train, backbone, config, workers)
+        if val_items is not None:
+            row.update(_validate(fabric, model, net, val_items, backbone, tasks, loop_cfg.batch_size, workers))
+        row["seconds"] = round(time.perf_counter() - started, 3)
+        state.history.append(row)
+        state.epoch = epoch + 1
+        best_state = _track_best(state, row, net, best_state, config)
+        bar.set_postfix(
+            loss=f"{row['train_loss']:.4f}",
+            **({"val_acc": f"{row['val_accuracy']:.4f}"} if "val_accuracy" in row else {}),
+        )
+        bar.close()
+        last_stage = stage is stages[-1]
+        patience = config.regularisation.patience
+        if patience is not None and last_stage and state.stale >= patience and state.epoch < config.total_epochs:
+            state.finished = True
+        if state.epoch >= config.total_epochs:
+            state.finished = True
+        if state.finished and config.regularisation.restore_best and best_state is not None:
+            net.load_state_dict(best_state)
+        _checkpoint(fabric, checkpoints, state, net, optimizer, best_state, config)
+        if folder is not None and rank == 0:
+            from headstart.finetune.outputs import write_metrics_csv
+
+            write_metrics_csv(folder, state.history)
+
+    return TrainResult(net, state.history, state.best_epoch, resumed_at, rank, world)
+
+
+def _precise_bn(
+    fabric: Any,
+    model: Any,
+    net: FinetuneNet,
+    train_ds: Dataset,
+    labels: np.ndarray,
+    backbone: Backbone,
+    config: FinetuneConfig,
+    workers: int,
+) -> None:
+    """Recalibrate trained BatchNorms on the first `precise_bn` training items (un-augmented), the same items in
+    every process, so all processes end with the same statistics."""
+    n = min(config.loop.precise_bn, len(train_ds))
+    if n == 0:
+        return
+    items = EvalItems(train_ds.items[:n], labels[:n], backbone)
+    batches = epoch_batches(n, config.loop.batch_size, seed=0, epoch=0, rank=0, world_size=1, shuffle=False)
+    inputs = (fabric.to_device(x) for x, _ in loader(items, batches, backbone, workers))
+    recalibrate_batchnorm(net, model, inputs)
+
+
+def _validate(
+    fabric: Any,
+    model: Any,
+    net: FinetuneNet,
+    items: EvalItems,
+    backbone: Backbone,
+    tasks: Tasks,
+    batch_size: int,
+    workers: int,
+) -> dict[str, float]:
+    """Validation loss and accuracy per task, summed over every process's share of the validation items."""
+    net.eval()
+    n_tasks = len(tasks.names)
+    sums = torch.zeros(1 + 2 * n_tasks, dtype=torch.float64)  # loss sum, then (correct, count) per task
+    batches = epoch_batches(
+        len(items), batch_size, seed=0, epoch=0, rank=fabric.global_rank, world_size=fabric.world_size, shuffle=False
+    )
+    with torch.no_grad():
+        for x, y in loader(items, batches, backbone, workers):
+            x, y = fabric.to_device((x, y))
+            for j, logits in enumerate(model(x)):
+                keep = y[:, j] >= 0
+                if not keep.any():
+                    continue
+                out, target = logits[keep].float(), y[keep, j]
+                sums[0] += float(torch.nn.functional.cross_entropy(out, target, reduction="sum")) / n_tasks
+                sums[1 + 2 * j] += float((out.argmax(1) == target).sum())
+                sums[2 + 2 * j] += float(keep.sum())
+    sums = fabric.all_reduce(sums, reduce_op="sum")
+    accs = [float(sums[1 + 2 * j] / max(1.0, float(sums[2 + 2 * j]))) for j in range(n_tasks)]
+    row = {"val_loss": float(sums[0] / max(1.0, float(sums[2]))), "val_accuracy": float(np.mean(accs))}
+    if n_tasks > 1:
+        row.update({f"val_accuracy/{t}": a for t, a in zip(tasks.names, accs)})
+    return row
+
+
+def _track_best(
+    state: ckpt.LoopState,
+    row: dict[str, Any],
+    net: FinetuneNet,
+    best: dict[str, torch.Tensor] | None,
+    config: FinetuneConfig,
+) -> dict[str, torch.Tensor] | None:
+    """Early-stopping bookkeeping: the best (validation accuracy, then lower loss) epoch and its weights."""
+    if "val_accuracy" not in row:
+        state.best_epoch = row["epoch"]
+        return None
+    score = [row["val_accuracy"], -row["val_loss"]]
+    if state.best_score is None or score > state.best_score:
+        state.best_score, state.best_epoch, state.stale = score, row["epoch"], 0
+        if config.regularisation.restore_best:
+            return {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+        return None
+    state.stale += 1
+    return best
+
+
+def _checkpoint(
+    fabric: Any,
+    folder: Path | None,
+    state: ckpt.LoopState,
+    net: FinetuneNet,
+    optimizer: Any,
+    best_state: dict[str, torch.Tensor] | None,
+    config: FinetuneConfig,
+) -> None:
+    if folder is None:
+        return
+    rng = fabric.all_gather(ckpt.torch_rng_state())  # every process's random state, collected on each
+    rng = rng.reshape(fabric.world_size, -1).cpu()
+    if fabric.global_rank == 0:
+        ckpt.save(folder, state, net.state_dict(), optimizer, rng, best_state, config.to_json())
+    fabric.barrier()
+
+
+def _bar(total: int, desc: str, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="batch", disable=not enabled, leave=True, dynamic_ncols=True)

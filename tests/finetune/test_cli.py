@@ -1,0 +1,41 @@
+"""The command line: `headstart fit --strategy ...` and `headstart lr-find`."""
+
+from __future__ import annotations
+
+import json
+
+from ft_helpers import TINY_CNN
+from typer.testing import CliRunner
+
+from headstart.cli import app
+
+
+def test_fit_with_a_strategy_and_lr_find(digits_folder, tmp_path):
+    runner = CliRunner()
+    fit = runner.invoke(
+        app,
+        ["fit", digits_folder, "-o", str(tmp_path / "m"), "-b", TINY_CNN, "--strategy", "gradual", "--epochs", "1",
+         "--augment", "none", "--l2sp", "0.01", "--set", "num_workers=0", "--no-baseline", "--format", "json"],
+    )  # fmt: skip
+    assert fit.exit_code == 0, fit.output
+    report = json.loads(fit.output)
+    assert report["strategy"] == "gradual" and report["finetune"]["config"]["regularisation"]["l2sp"] == 0.01
+
+    found = runner.invoke(
+        app,
+        ["lr-find", digits_folder, "-b", TINY_CNN, "-o", str(tmp_path / "lr.png"), "--num-it", "8",
+         "--batch-size", "16", "--set", "num_workers=0", "--format", "json"],
+    )  # fmt: skip
+    assert found.exit_code == 0, found.output
+    assert json.loads(found.output)["suggestion"] > 0 and (tmp_path / "lr.png").is_file()
+
+
+def test_unknown_setting_is_one_clear_error(digits_folder, tmp_path):
+    from headstart.errors import HeadstartError
+
+    result = CliRunner().invoke(
+        app,
+        ["fit", digits_folder, "-o", str(tmp_path / "m"), "-b", TINY_CNN, "--strategy", "finetune",
+         "--set", "warmpu=0.1"],
+    )  # fmt: skip
+    assert isinstance(result.exception, HeadstartError) and "warmpu" in str(result.exception)

@@ -1,0 +1,48 @@
+"""A 2-process CPU DDP fit (gloo), launched the way a user launches it: `headstart fit --devices 2 --fabric-strategy
+ddp`, which Fabric re-runs as a second process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from ft_helpers import TINY_CNN
+
+import headstart as hs
+
+
+def test_two_process_ddp_fit_saves_one_consistent_bundle(digits_folder, tmp_path):
+    out = tmp_path / "ddp"
+    command = [
+        str(Path(sys.executable).parent / "headstart"), "fit", digits_folder, "--out", str(out),
+        "--backbone", TINY_CNN, "--strategy", "finetune", "--epochs", "3", "--lr", "0.03", "--val-size", "0.25",
+        "--batch-size", "8", "--no-baseline", "--format", "json",
+        "--devices", "2", "--fabric-strategy", "ddp", "--set", "accelerator=cpu", "--set", "num_workers=0",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)  # only rank 0 reports
+    history = report["finetune"]["history"]
+    assert report["finetune"]["world_size"] == 2
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+
+    from safetensors.torch import load_file
+
+    state = json.loads((out / "checkpoint" / "checkpoint.json").read_text())
+    tensors = load_file(str(out / "checkpoint" / state["state_file"]))
+    rng = tensors["rng/torch"]
+    assert rng.shape[0] == 2 and not torch.equal(rng[0], rng[1])  # each process's own random state
+
+    model = hs.load(out)
+    weights = load_file(str(out / "backbone.safetensors"))
+    saved = {k.removeprefix("model/encoder."): v for k, v in tensors.items() if k.startswith("model/encoder.")}
+    assert all(torch.equal(weights[k], saved[k]) for k in weights)  # the bundle holds the trained weights
+    test = report["tasks"]["label"]
+    data = hs.load_dataset(digits_folder)
+    predicted = model.predict(data)
+    assert len(predicted) == 60 and np.mean(np.asarray(predicted) == np.asarray(data.labels)) > 0.1
+    assert test["n"] == 15

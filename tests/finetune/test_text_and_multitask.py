@@ -1,0 +1,59 @@
+"""Text backbones (a tiny random BERT through `hf:`), word dropout, several label columns, LoRA's guard."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from ft_helpers import FAST, TINY_CNN
+
+import headstart as hs
+from headstart.finetune import finetune
+
+
+def test_text_backbone_finetunes_and_reloads(topics, tiny_bert_dir, tmp_path):
+    spec = f"hf:{tiny_bert_dir}"
+    model = finetune(topics, backbone=spec, strategy="layer-decay", epochs=2, lr=1e-2, augment="strong",
+                     out=tmp_path / "text", **FAST)  # fmt: skip
+    history = model.report["finetune"]["history"]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    loaded = hs.load(tmp_path / "text")
+    texts = topics.items[:6]
+    np.testing.assert_allclose(loaded.predict_proba(texts), model.predict_proba(texts), atol=1e-5)
+
+
+def test_word_dropout_is_seeded_and_keeps_a_word(tiny_bert_dir):
+    from headstart.backbones import create_backbone
+    from headstart.finetune.augment import WordDropout
+
+    drop = WordDropout(create_backbone(f"hf:{tiny_bert_dir}"), p=0.5)
+    text = "the market shares fell sharply on monday morning"
+    assert drop(text, random.Random(3)) == drop(text, random.Random(3))
+    assert len(drop(text, random.Random(3)).split()) < len(text.split())
+    assert drop("one", random.Random(0)) == "one"
+
+
+def test_multitask_heads_share_the_backbone(digits_two_tasks, tmp_path):
+    model = finetune(digits_two_tasks, backbone=TINY_CNN, epochs=2, lr=3e-2, val_size=0.25,
+                     task_weights={"digit": 1.0, "parity": 0.5}, out=tmp_path / "multi", **FAST)  # fmt: skip
+    assert model.tasks == ["digit", "parity"]
+    assert set(model.metrics) == {"digit", "parity"}
+    assert {"val_accuracy/digit", "val_accuracy/parity"} <= set(model.report["finetune"]["history"][0])
+    loaded = hs.load(tmp_path / "multi")
+    assert loaded.predict(digits_two_tasks.items[:4], task="parity") == model.predict(
+        digits_two_tasks.items[:4], task="parity"
+    )
+
+
+def test_lora_needs_peft_or_says_so(topics, tiny_bert_dir):
+    try:
+        import peft  # noqa: F401
+    except ImportError:
+        from headstart.errors import HeadstartError
+
+        with pytest.raises(HeadstartError, match="peft"):
+            finetune(topics, backbone=f"hf:{tiny_bert_dir}", strategy="lora", epochs=1, **FAST)
+        return
+    model = finetune(topics, backbone=f"hf:{tiny_bert_dir}", strategy="lora", epochs=1, **FAST)
+    assert "lora" not in " ".join(model.backbone.module.state_dict())  # merged back into the plain weights
