@@ -354,7 +354,7 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except HeadstartError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)  # one line, however long
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
         err.print("aborted")

@@ -86,6 +86,11 @@ def cached_weights_file(spec: BackboneSpec) -> str:
         raise BackboneError(
             f"pretrained weights for timm:{spec.name} ({repo}) are not cached and downloads are off; {hint}"
         )
+    if not hub_reachable():
+        raise BackboneError(
+            f"pretrained weights for timm:{spec.name} ({repo}) are not cached and the Hugging Face Hub cannot be "
+            f"reached; {hint}"
+        )
     try:
         from huggingface_hub import hf_hub_download
 
@@ -96,6 +101,21 @@ def cached_weights_file(spec: BackboneSpec) -> str:
             f"pretrained weights for timm:{spec.name} ({repo}) are not cached and could not be "
             f"downloaded ({reason}); {hint}"
         ) from None
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """One quick TCP connection to the Hub, so an offline machine fails in seconds instead of retrying for minutes."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def available() -> list[dict[str, Any]]:
