@@ -337,7 +337,7 @@ def quickstart(
 
 
 # Commands of other capabilities live in their own modules and register themselves on `app` when imported.
-EXTENSIONS: tuple[str, ...] = ("headstart.finetune.commands",)
+EXTENSIONS: tuple[str, ...] = ("headstart.finetune.commands", "headstart.select.commands")
 
 
 def _load_extensions() -> None:
@@ -370,5 +370,7 @@ def main() -> None:
 
 _load_extensions()
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # `python -m headstart.cli`: run the imported module, where extensions registered
+    from headstart.cli import main as canonical_main
+
+    canonical_main()

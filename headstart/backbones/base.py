@@ -177,6 +177,11 @@ class ImageBackbone(Backbone):
     def preprocessing(self) -> dict[str, Any]:
         return self.image_preprocessing.to_json()
 
+    def set_preprocessing(self, preprocessing: ImagePreprocessing) -> None:
+        """Use other preprocessing (image size, crop, ...); it becomes part of the cache key and of saved models."""
+        self.image_preprocessing = preprocessing
+        self._transform = preprocessing.transform()
+
     def prepare(self, item: Any) -> torch.Tensor:
         return self._transform(item)
 

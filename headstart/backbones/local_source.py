@@ -50,8 +50,7 @@ def _restore_preprocessing(backbone: Backbone, saved: Any) -> None:
     build may not share (e.g. headstart:efficientnet-lite0's whole-image resize): take the manifest's."""
     if isinstance(backbone, ImageBackbone) and isinstance(saved, dict) and saved.get("kind") == "image":
         fields = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k != "kind"}
-        backbone.image_preprocessing = ImagePreprocessing(**fields)
-        backbone._transform = backbone.image_preprocessing.transform()
+        backbone.set_preprocessing(ImagePreprocessing(**fields))
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:

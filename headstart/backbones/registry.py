@@ -46,8 +46,7 @@ def _resize(backbone: ImageBackbone, size: int) -> None:
     from dataclasses import replace
 
     if backbone.image_preprocessing.size != size:
-        backbone.image_preprocessing = replace(backbone.image_preprocessing, size=size)
-        backbone._transform = backbone.image_preprocessing.transform()
+        backbone.set_preprocessing(replace(backbone.image_preprocessing, size=size))
 
 
 def list_backbones() -> list[dict[str, Any]]:

@@ -52,15 +52,15 @@ def _efficientnet_lite0(spec: BackboneSpec) -> ImageBackbone:
     torch.manual_seed(RANDOM_SEED)
     model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
     if spec.random_init:
-        return wrap_timm_model(str(spec), model, f"random-seed{RANDOM_SEED}", has_source_head=False)
-    path = efficientnet_lite0_weights_path()
-    source = torch.load(path, map_location="cpu", weights_only=True)  # weights_only: never runs pickled code
-    model.load_state_dict(map_state_dict_in_order(source, model.state_dict()))
-    backbone = wrap_timm_model(str(spec), model, file_weights_id(path), has_source_head=True)
+        backbone = wrap_timm_model(str(spec), model, f"random-seed{RANDOM_SEED}", has_source_head=False)
+    else:
+        path = efficientnet_lite0_weights_path()
+        source = torch.load(path, map_location="cpu", weights_only=True)  # weights_only: never runs pickled code
+        model.load_state_dict(map_state_dict_in_order(source, model.state_dict()))
+        backbone = wrap_timm_model(str(spec), model, file_weights_id(path), has_source_head=True)
     # The whole image, resized to 224 (no 0.875 centre crop): keeps small images such as 8x8 digits intact, and
     # is the setting under which the weights were checked (scikit-image's chelsea -> class 285, Egyptian cat).
-    backbone.image_preprocessing = LITE0_PREPROCESSING
-    backbone._transform = LITE0_PREPROCESSING.transform()
+    backbone.set_preprocessing(LITE0_PREPROCESSING)
     return backbone
 
 
