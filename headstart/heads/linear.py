@@ -42,7 +42,11 @@ class LinearHead(TorchHead):
         from sklearn.linear_model import LogisticRegression
 
         solver = LogisticRegression(C=self.C, max_iter=self.max_iter, tol=self.tol)
-        with warnings.catch_warnings():
+        from threadpoolctl import threadpool_limits
+
+        # One BLAS thread: these matrices are small, and threads fighting over 2 cores made fits 20-100x slower
+        # under load (benchmarks/extract.py); single-threaded it matches scikit-learn's own time.
+        with warnings.catch_warnings(), threadpool_limits(1, user_api="blas"):
             warnings.simplefilter("ignore", ConvergenceWarning)
             solver.fit(x.numpy(), y.numpy(), sample_weight=weights[y].numpy())
         coef, intercept = solver.coef_, solver.intercept_
