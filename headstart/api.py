@@ -231,6 +231,47 @@ def backbones() -> list[dict[str, Any]]:
     return list_backbones()
 
 
+def rank(
+    data: Any,
+    *,
+    backbones: list[str],
+    score: str = "logme",
+    labels_per_class: int | None = None,
+    seed: int = 0,
+    out: str | Path | None = None,
+    text_column: str | None = None,
+    label_columns: list[str] | None = None,
+    strict: bool = False,
+    **options: Any,
+) -> Any:
+    """Rank candidate backbones for `data` by transferability scores, before fitting anything; returns a Ranking
+    (`.results` best first, `.recommended`). Other `options`: see `headstart.select.ranking.rank`."""
+    from headstart.select.ranking import rank as run
+
+    ds = load_dataset(data, text_column=text_column, label_columns=label_columns, strict=strict)
+    return run(ds, backbones, score=score, labels_per_class=labels_per_class, seed=seed, out=out, **options)
+
+
+def diagnose(
+    data: Any,
+    *,
+    target: Any = None,
+    backbone: str | None = None,
+    out: str | Path | None = None,
+    text_column: str | None = None,
+    label_columns: list[str] | None = None,
+    strict: bool = False,
+    **options: Any,
+) -> Any:
+    """Data diagnostics on one backbone's embeddings: balance, duplicates and leakage, suspect labels, outliers, and
+    a domain-shift test against `target`; returns a Diagnosis. Other `options`: see `headstart.select.diagnose`."""
+    from headstart.select.diagnose import diagnose as run
+
+    ds = load_dataset(data, text_column=text_column, label_columns=label_columns, strict=strict)
+    other = None if target is None else load_dataset(target, modality=ds.modality, text_column=text_column)
+    return run(ds, target=other, backbone=backbone or default_backbone(ds.modality), out=out, **options)
+
+
 def save_run(model: TransferModel, out: str | Path, metrics: dict[str, Any]) -> Path:
     """The bundle plus its report and plots, in one folder."""
     out = Path(out)

@@ -156,8 +156,8 @@ def _print(console: Any, result: dict[str, Any]) -> None:
     from rich.table import Table
 
     table = Table(title=result["title"])
-    for col in ("labels/class", "n train", "pretrained acc.", "baseline acc.", "pretrained F1", "baseline F1"):
-        table.add_column(col, justify="right")
+    for col in ("labels per class", "n train", "pretrained acc.", "baseline acc.", "pretrained F1", "baseline F1"):
+        table.add_column(col, justify="right", min_width=8 if col == "labels per class" else None)
     for r in result["budgets"]:
         table.add_row(
             r["labels_per_class"],

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from headstart.backbones.base import Backbone
-from headstart.data.dataset import Dataset
+from headstart.data.dataset import Dataset, content_hash
 from headstart.features.cache import FeatureCache
 from headstart.features.extract import extract_features
 
@@ -79,7 +79,9 @@ def extract_source_logits(
     items = data.items if isinstance(data, Dataset) else list(data)
     if not items:
         raise ValueError("no items to run the source classifier on")
-    n_classes = source_classes(backbone, items[0])
+    store = cache if isinstance(cache, FeatureCache) else (FeatureCache() if cache else None)
+    # Logits already cached say how many classes there are; otherwise one item through the network tells.
+    n_classes = _cached_width(store, backbone, items) or source_classes(backbone, items[0])
     if n_classes is None:
         return None
     return extract_features(
@@ -87,9 +89,20 @@ def extract_source_logits(
         data,
         batch_size=batch_size,
         num_workers=num_workers,
-        cache=cache,
+        cache=store if store is not None else False,
         progress=progress,
     )
+
+
+def _cached_width(store: FeatureCache | None, backbone: Backbone, items: Sequence[Any]) -> int | None:
+    if store is None:
+        return None
+    key = SourceClassifier(backbone, 0).cache_key
+    found = store.lookup(key, [content_hash(items[0])])
+    if not found:
+        return None
+    (location,) = found.values()
+    return int(np.load(location.shard, mmap_mode="r").shape[1])
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

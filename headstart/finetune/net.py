@@ -103,7 +103,8 @@ def build_net(
         heads.append(nn.Sequential(norm, core))
     feature_dropout = (config.head.dropout or 0.0) if kind == "linear" else 0.0
     net = FinetuneNet(backbone, heads, feature_dropout)
-    net.freeze_bn = config.strategy.freeze_bn
+    freeze = config.strategy.freeze_bn
+    net.freeze_bn = not backbone.weights_id.startswith("random") if freeze is None else freeze
     return net
 
 

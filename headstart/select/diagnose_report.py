@@ -127,9 +127,7 @@ def embedding_map(
     plt = _pyplot()
     x = np.asarray(features, dtype=np.float64)
     pooled = x if target_features is None else np.vstack([x, np.asarray(target_features, dtype=np.float64)])
-    mean = pooled.mean(axis=0)
-    _, _, vt = np.linalg.svd(pooled - mean, full_matrices=False)
-    xy = (pooled - mean) @ vt[:2].T if vt.shape[0] >= 2 else np.column_stack([pooled[:, 0], np.zeros(len(pooled))])
+    xy = _pca_2d(pooled)
     src = xy[: len(x)]
     panels = 1 if target_features is None else 2
     fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 5.5), squeeze=False)
@@ -169,3 +167,13 @@ def embedding_map(
         ax.set_xlabel("PC 1")
     fig.tight_layout()
     return _save(fig, path)
+
+
+def _pca_2d(x: np.ndarray) -> np.ndarray:
+    from sklearn.utils.extmath import randomized_svd
+
+    centred = x - x.mean(axis=0)
+    if min(centred.shape) < 2:
+        return np.column_stack([centred[:, 0], np.zeros(len(x))])
+    u, sv, _ = randomized_svd(centred, 2, random_state=0)
+    return u * sv

@@ -27,6 +27,7 @@ from headstart.select.scores import SCORES
 
 DEFAULT_SCORES = ("logme", "leep", "nce", "hscore_shrinkage", "knn", "linear_probe")
 REFERENCE = "linear_probe"
+SHORT = {"hscore_shrinkage": "H (shrunk)", "knn": "kNN", "linear_probe": "probe"}  # table headers
 LABELS = {
     "logme": "LogME",
     "leep": "LEEP",
@@ -51,7 +52,7 @@ class BackboneScores:
 
     spec: str
     embed_dim: int
-    source_classifier: bool
+    source_classifier: bool | None  # None when no score needed to know
     scores: dict[str, float | None]
     seconds: dict[str, float]
     notes: list[str] = field(default_factory=list)
@@ -121,6 +122,10 @@ def rank(
     notes = []
     if score == "hscore" and len({r.embed_dim for r in results}) > 1:
         notes.append("the plain H-score grows with the embedding size; rank by hscore_shrinkage to compare sizes")
+    without = [r.spec for r in results if r.source_classifier is False]
+    needing = [LABELS[s] for s in wanted if SCORES[s].needs == "source_probs"]
+    if without and needing:
+        notes.append(f"{' and '.join(needing)} need a source classifier; none for {', '.join(without)}")
     missing = [r.spec for r in results if r.scores.get(score) is None]
     if missing:
         notes.append(f"no {score} for {', '.join(missing)}; they are listed last and not recommended")
@@ -184,11 +189,11 @@ def _score_backbone(
     features = extract_features(backbone, train, batch_size=batch_size, cache=cache, progress=progress)
     features = np.asarray(features, dtype=np.float64)
     seconds["extract"] = time.perf_counter() - t0
-    probs = None
+    probs, has_source = None, None  # None: not looked for (no score needs it)
     if any(SCORES[s].needs == "source_probs" for s in wanted):
         t0 = time.perf_counter()
         logits = extract_source_logits(backbone, train, batch_size=batch_size, cache=cache, progress=progress)
-        probs = None if logits is None else softmax(logits)
+        probs, has_source = (None, False) if logits is None else (softmax(logits), True)
         seconds["extract_source"] = time.perf_counter() - t0
 
     values: dict[str, float | None] = {}
@@ -199,8 +204,10 @@ def _score_backbone(
         seconds[f"score_{name}"] = time.perf_counter() - t0
         if note:
             notes.append(f"{name}: {note}")
-    seconds["score"] = sum(v for k, v in seconds.items() if k.startswith("score_"))
-    result = BackboneScores(backbone.spec, backbone.embed_dim, probs is not None, values, seconds, notes)
+    # the transferability scores proper, and apart from them the probe they stand in for
+    seconds["score"] = sum(v for k, v in seconds.items() if k.startswith("score_") and k != f"score_{REFERENCE}")
+    seconds["reference"] = seconds.get(f"score_{REFERENCE}", 0.0)
+    result = BackboneScores(backbone.spec, backbone.embed_dim, has_source, values, seconds, notes)
     del backbone
     return result
 
@@ -218,9 +225,7 @@ def _one_score(
     """The score's value, or None and why not."""
     spec = SCORES[name]
     if spec.needs == "source_probs":
-        if probs is None:
-            return None, "no source classifier"
-        return spec.fn(probs, labels), None
+        return (None, None) if probs is None else (spec.fn(probs, labels), None)
     fn: Callable[..., float] = spec.fn
     if name in ("knn", "linear_probe"):
         smallest = int(np.unique(labels, return_counts=True)[1].min())
@@ -281,7 +286,7 @@ def write_ranking(out: Path, ranking: Ranking) -> tuple[Path, Path]:
     return out / "rank.json", out / "rank.md"
 
 
-def fmt(value: float | None, digits: int = 4) -> str:
+def format_score(value: float | None, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
@@ -300,21 +305,22 @@ def ranking_markdown(ranking: Ranking) -> str:
         f"- **scored on**: {d['n_scored']} training items of {d['n_items']} ({budget}; split test_size "
         f"{d['test_size']}, seed {d['seed']}), {d['classes']} classes in `{d['task']}`",
         "",
-        "| # | backbone | dim | " + " | ".join(LABELS.get(n, n) for n in names) + " | extract s | score s |",
-        "|---|---|---|" + "---|" * len(names) + "---|---|",
+        "| # | backbone | dim | " + " | ".join(LABELS.get(n, n) for n in names) + " | extract s | score s | probe s |",
+        "|---|---|---|" + "---|" * len(names) + "---|---|---|",
     ]
     for i, r in enumerate(ranking.results, 1):
         extract = r.seconds["extract"] + r.seconds.get("extract_source", 0.0)
-        cells = [fmt(r.scores[n]) for n in names]
+        cells = [format_score(r.scores[n]) for n in names]
         lines.append(
             f"| {i} | `{r.spec}` | {r.embed_dim} | "
             + " | ".join(cells)
-            + f" | {extract:.2f} | {r.seconds['score']:.2f} |"
+            + f" | {extract:.2f} | {r.seconds['score']:.2f} | {r.seconds['reference']:.2f} |"
         )
-    if ranking.agreement:
+    if any(v is not None for v in ranking.agreement.values()):
         lines += ["", "Agreement of each score with the probe's cross-validated accuracy (Kendall tau):", ""]
-        lines += [f"- {LABELS.get(k, k)}: {fmt(v, 3)}" for k, v in ranking.agreement.items()]
-    lines += ["", COMPARABILITY, ""]
+        lines += [f"- {LABELS.get(k, k)}: {format_score(v, 3)}" for k, v in ranking.agreement.items()]
+    times = "Times in seconds: extraction (features and source logits, through the cache), scores, linear probe."
+    lines += ["", times, "", COMPARABILITY, ""]
     for r in ranking.results:
         lines += [f"- `{r.spec}`: {note}" for note in r.notes]
     lines += [f"- {note}" for note in ranking.notes]

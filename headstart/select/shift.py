@@ -51,6 +51,17 @@ def _check(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return s, t
 
 
+def whitened_components(x: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+    """The top `k` principal components of `x`, each scaled to unit variance (randomised SVD)."""
+    from sklearn.utils.extmath import randomized_svd
+
+    centred = x - x.mean(axis=0)
+    k = min(k, *centred.shape)
+    u, sv, _ = randomized_svd(centred, k, random_state=seed)
+    keep = sv > max(sv[0] * 1e-6, 1e-12)
+    return u[:, keep] * np.sqrt(len(x))
+
+
 def _p_value(observed: float, null: np.ndarray) -> float:
     return float((1 + np.sum(null >= observed - 1e-12)) / (1 + len(null)))
 
@@ -67,13 +78,9 @@ def classifier_test(source: np.ndarray, target: np.ndarray, *, permutations: int
 
     s, t = _check(source, target)
     rng = np.random.default_rng(seed)
-    pooled = np.vstack([s, t])
-    centred = pooled - pooled.mean(axis=0)
-    u, sv, _ = np.linalg.svd(centred, full_matrices=False)
-    keep = sv > max(sv[0] * 1e-6, 1e-12)
-    z = u[:, keep][:, :_COMPONENTS] * np.sqrt(len(pooled))  # whitened principal components, unit variance
+    z = whitened_components(np.vstack([s, t]), _COMPONENTS, seed)
     if z.shape[1] == 0:  # every item embeds to the same point: nothing to tell apart
-        z = np.zeros((len(pooled), 1))
+        z = np.zeros((len(s) + len(t), 1))
 
     y = _label_columns(len(s), len(t), permutations, rng)
     oof = np.empty_like(y)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from ft_helpers import digit_images
 
 from headstart.data import Dataset, from_arrays
+from tests.finetune.ft_helpers import digit_images
 
 
 @pytest.fixture(scope="session")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from ft_helpers import TINY_CNN
 from typer.testing import CliRunner
 
 from headstart.cli import app
+from tests.finetune.ft_helpers import TINY_CNN
 
 
 def test_fit_with_a_strategy_and_lr_find(digits_folder, tmp_path):

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from ft_helpers import TINY_CNN
 
 import headstart as hs
+from tests.finetune.ft_helpers import TINY_CNN
 
 
 def test_two_process_ddp_fit_saves_one_consistent_bundle(digits_folder, tmp_path):

@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 import torch
-from ft_helpers import FAST, TINY_CNN
 
 import headstart as hs
 from headstart.finetune import finetune
+from tests.finetune.ft_helpers import FAST, TINY_CNN
 
 
 @pytest.fixture(scope="module")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from ft_helpers import FAST, TINY_CNN
 
 from headstart.errors import HeadstartError
 from headstart.finetune.config import FinetuneConfig
 from headstart.finetune.strategies import Stage, layer_groups, one_cycle, param_groups, plan_stages
+from tests.finetune.ft_helpers import FAST, TINY_CNN
 
 
 def test_options_go_to_their_concern_and_unknown_ones_fail():
@@ -109,3 +109,18 @@ def test_lr_find_suggests_a_rate(digits60, tmp_path):
                      progress=False, num_workers=0)  # fmt: skip
     assert (tmp_path / "lr.png").is_file()
     assert result["suggestion"] is not None and result["lrs"][0] <= result["suggestion"] <= result["lrs"][-1]
+
+
+def test_batchnorm_statistics_freeze_for_pretrained_weights_only():
+    from headstart.backbones import create_backbone
+    from headstart.finetune.net import build_net
+
+    config = FinetuneConfig.from_options()
+    bb = create_backbone(TINY_CNN)
+    zeros, ones = torch.zeros(64).numpy(), torch.ones(64).numpy()
+    assert not build_net(bb, [3], zeros, ones, config).freeze_bn  # random init: its statistics must be learnt
+    bb.weights_id = "pretrained-file"
+    net = build_net(bb, [3], zeros, ones, config)
+    net.set_train_mode()
+    assert net.freeze_bn and not any(m.training for m in net.encoder.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert net.heads[0][0].training  # the head's own normalisation still learns its statistics

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from ft_helpers import FAST, TINY_CNN
 
 from headstart.finetune import checkpoint as ckpt
 from headstart.finetune import finetune, loop
+from tests.finetune.ft_helpers import FAST, TINY_CNN
 
 SETTINGS = dict(backbone=TINY_CNN, epochs=3, lr=3e-2, augment="light", val_size=0.25, dropout=0.2, **FAST)
 

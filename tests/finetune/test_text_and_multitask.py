@@ -6,10 +6,10 @@ import random
 
 import numpy as np
 import pytest
-from ft_helpers import FAST, TINY_CNN
 
 import headstart as hs
 from headstart.finetune import finetune
+from tests.finetune.ft_helpers import FAST, TINY_CNN
 
 
 def test_text_backbone_finetunes_and_reloads(topics, tiny_bert_dir, tmp_path):

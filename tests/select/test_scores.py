@@ -200,3 +200,20 @@ def test_every_registered_score_runs_on_its_input():
         assert isinstance(value, float) and math.isfinite(value), name
     assert not SCORES["hscore"].comparable_across_dims
     assert SCORES["hscore_shrinkage"].comparable_across_dims
+
+
+@pytest.mark.parametrize(("n", "dim"), [(50, 200), (300, 20), (30, 1000)])
+def test_shrunk_hscore_matches_scikit_learn_ledoit_wolf(n: int, dim: int) -> None:
+    """The closed-form shrinkage and Cholesky solve give sklearn's ledoit_wolf + pseudo-inverse numbers."""
+    from sklearn.covariance import ledoit_wolf
+
+    rng = np.random.default_rng(n)
+    y = rng.integers(0, 3, n)
+    f = rng.normal(size=(n, dim)) + 3.0 * np.eye(dim)[y]
+    centred = f - f.mean(axis=0)
+    counts = np.bincount(y)
+    means = np.stack([centred[y == c].mean(axis=0) for c in range(3)])
+    cov, coef = ledoit_wolf(centred, assume_centered=True)
+    between = (1 - coef) * (means.T * (counts / n)) @ means
+    expected = np.trace(np.linalg.pinv(cov, hermitian=True) @ between)
+    assert hscore(f, y, shrinkage=True) == pytest.approx(expected, rel=1e-9)
