@@ -18,7 +18,9 @@ ScoreName = Enum("ScoreName", {name: name for name in SCORES}, type=str)  # type
 @app.command()
 def rank(
     data: str = typer.Argument(..., help="labelled data: samples:NAME, a folder or a table"),
-    more_backbones: list[str] = typer.Argument(None, hidden=True, help="specs after --backbones A, as in -b A B C"),
+    more_backbones: list[str] = typer.Argument(
+        None, hidden=True, metavar="SPEC", help="specs after --backbones A, as in -b A B C"
+    ),
     backbones: list[str] = typer.Option(
         ..., "--backbones", "-b", help="candidate specs: -b A B C, -b A -b B, or -b A,B,C"
     ),

@@ -6,8 +6,8 @@
 - likely mislabelled items, confident-learning style: out-of-fold class probabilities from a cross-validated
   logistic regression; an item is suspect when the probability of its given label is below that class's threshold
   (the mean probability the model gives the class on items labelled with it) and another class reaches its own;
-- outliers: items far from their nearest neighbours (a robust z-score of the mean distance to the k nearest);
-  the distance to the class centroid is reported beside it;
+- outliers: items far from their nearest neighbours (a robust z-score of the mean Euclidean distance to the 5
+  nearest); the distance to the class centroid (z-score within the class) is reported beside it;
 - with a target set, a domain-shift test (`headstart.select.shift`) and a plain-language verdict.
 
 The checks on features are plain functions, so they can be tested (and used) on any embeddings.
@@ -37,15 +37,11 @@ _PROBE_C = 0.1
 _BLOCK = 2048  # rows per block of the similarity matrix
 
 
-def unit_rows(features: np.ndarray) -> np.ndarray:
-    """Centred, L2-normalised rows: cosine similarity of centred embeddings is their dot product.
-
-    Centring removes the direction every embedding shares (large for random or un-normalised encoders), which
-    otherwise makes all items look alike.
-    """
+def centred(features: np.ndarray) -> np.ndarray:
+    """Embeddings minus their mean, float64. Centring removes the direction every embedding shares (large for
+    random or un-normalised encoders), which otherwise makes all items look alike to cosine similarity."""
     x = np.asarray(features, dtype=np.float64)
-    x = x - x.mean(axis=0)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    return x - x.mean(axis=0)
 
 
 # ---------------------------------------------------------------- balance and duplicates
@@ -72,30 +68,40 @@ def exact_duplicate_groups(hashes: list[str]) -> list[list[int]]:
 
 
 def neighbours(
-    unit: np.ndarray, k: int, threshold: float | None = None
+    x: np.ndarray, k: int, threshold: float | None = None
 ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int, float]]]:
-    """The k most similar other rows of each row (indices, similarities), and the pairs i < j at or above
-    `threshold` (at most about MAX_PAIRS), computed block by block so memory stays O(block x N)."""
-    n = len(unit)
+    """For centred embeddings `x`: each row's k nearest other rows by Euclidean distance (indices, distances,
+    nearest first), and the pairs i < j whose cosine similarity is at or above `threshold` (at most about
+    MAX_PAIRS). Computed block by block, so memory stays O(block x N).
+
+    Outliers are judged by distance, near-duplicates by angle: an odd item often stands out by its norm alone
+    (noise images embed about twice as far from the mean as digits do with Lite0), while a near-copy has the
+    same direction whatever the encoder's scale.
+    """
+    n = len(x)
     k = max(0, min(k, n - 1))
     idx = np.zeros((n, k), dtype=np.int64)
-    sims = np.zeros((n, k))
+    dist = np.zeros((n, k))
     pairs: list[tuple[int, int, float]] = []
+    sq = np.sum(x**2, axis=1)
+    norms = np.maximum(np.sqrt(sq), 1e-12)
     for start in range(0, n, _BLOCK):
-        block = unit[start : start + _BLOCK] @ unit.T
-        rows = np.arange(len(block))
-        block[rows, start + rows] = -np.inf  # not one's own neighbour
+        gram = x[start : start + _BLOCK] @ x.T
+        rows = np.arange(len(gram))
         if k:
-            top = np.argpartition(-block, k - 1, axis=1)[:, :k]
-            top_sims = np.take_along_axis(block, top, axis=1)
-            order = np.argsort(-top_sims, axis=1)
-            idx[start : start + len(block)] = np.take_along_axis(top, order, axis=1)
-            sims[start : start + len(block)] = np.take_along_axis(top_sims, order, axis=1)
+            d2 = np.maximum(sq[start : start + len(gram), None] + sq[None, :] - 2 * gram, 0.0)
+            d2[rows, start + rows] = np.inf  # not one's own neighbour
+            top = np.argpartition(d2, k - 1, axis=1)[:, :k]
+            top_d2 = np.take_along_axis(d2, top, axis=1)
+            order = np.argsort(top_d2, axis=1)
+            idx[start : start + len(gram)] = np.take_along_axis(top, order, axis=1)
+            dist[start : start + len(gram)] = np.sqrt(np.take_along_axis(top_d2, order, axis=1))
         if threshold is not None and len(pairs) < MAX_PAIRS:
-            for i, j in zip(*np.nonzero(block >= threshold)):
+            cosine = gram / norms[start : start + len(gram), None] / norms[None, :]
+            for i, j in zip(*np.nonzero(cosine >= threshold)):
                 if start + i < j:
-                    pairs.append((int(start + i), int(j), float(block[i, j])))
-    return idx, sims, pairs[:MAX_PAIRS]
+                    pairs.append((int(start + i), int(j), float(cosine[i, j])))
+    return idx, dist, pairs[:MAX_PAIRS]
 
 
 def default_split_test_mask(ds: Dataset, *, test_size: float, seed: int, task: str | None) -> np.ndarray:
@@ -172,14 +178,12 @@ def robust_z(values: np.ndarray) -> np.ndarray:
     return (values - median) / mad
 
 
-def centroid_z(unit: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Per item, the robust z-score of its cosine distance to its class centroid, within its class."""
-    z = np.zeros(len(unit))
+def centroid_z(x: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per item, the robust z-score of its Euclidean distance to its class centroid, within its class."""
+    z = np.zeros(len(x))
     for c in np.unique(labels):
         members = np.flatnonzero(labels == c)
-        centre = unit[members].mean(axis=0)
-        centre /= max(np.linalg.norm(centre), 1e-12)
-        z[members] = robust_z(1.0 - unit[members] @ centre)
+        z[members] = robust_z(np.linalg.norm(x[members] - x[members].mean(axis=0), axis=1))
     return z
 
 
@@ -307,8 +311,8 @@ def _run_checks(
     # Near-duplicates and neighbours among distinct contents: one representative per exact-duplicate group.
     duplicate_of = {j: g[0] for g in groups for j in g[1:]}
     reps = np.array([i for i in range(len(data)) if i not in duplicate_of])
-    unit = unit_rows(features)
-    nn_idx, nn_sim, near_rep = neighbours(unit[reps], NEIGHBOURS, near_threshold)
+    x = centred(features)
+    _, nn_dist, near_rep = neighbours(x[reps], NEIGHBOURS, near_threshold)
     near = [(int(reps[i]), int(reps[j]), s) for i, j, s in near_rep]
     if len(near) >= MAX_PAIRS:
         notes.append(f"near-duplicates: stopped at {MAX_PAIRS} pairs; raise the threshold ({near_threshold})")
@@ -318,10 +322,10 @@ def _run_checks(
     ]
 
     knn_z = np.zeros(len(data))
-    knn_z[reps] = robust_z(1.0 - nn_sim.mean(axis=1)) if nn_sim.size else 0.0
+    knn_z[reps] = robust_z(nn_dist.mean(axis=1)) if nn_dist.size else 0.0
     for j, i in duplicate_of.items():
         knn_z[j] = knn_z[i]
-    cz = centroid_z(unit, np.asarray(labels)) if labels is not None else None
+    cz = centroid_z(x, np.asarray(labels)) if labels is not None else None
     outliers = []
     for i in np.argsort(-knn_z):
         if knn_z[i] <= outlier_z:

@@ -10,6 +10,7 @@ import pytest
 import headstart as hs
 from headstart.data import from_arrays, split
 from headstart.select.diagnose import (
+    centred,
     centroid_z,
     class_balance,
     default_split_test_mask,
@@ -19,7 +20,6 @@ from headstart.select.diagnose import (
     neighbours,
     out_of_fold_probabilities,
     robust_z,
-    unit_rows,
 )
 from headstart.select.shift import classifier_test, mmd_test, verdict
 from tests.select.helpers import digits
@@ -59,10 +59,10 @@ def test_duplicates_and_near_duplicates() -> None:
     rng = np.random.default_rng(3)
     copies = rng.choice(len(x), 5, replace=False)
     near = x[copies] + 1e-3 * rng.normal(size=(5, x.shape[1]))
-    unit = unit_rows(np.vstack([x, near]))
-    idx, sims, pairs = neighbours(unit, 3, threshold=0.99)
+    both = centred(np.vstack([x, near]))
+    idx, dist, pairs = neighbours(both, 3, threshold=0.99)
     assert {(i, j) for i, j, _ in pairs} == {(int(c), len(x) + k) for k, c in enumerate(copies)}
-    assert idx.shape == (len(unit), 3) and np.all(np.diff(sims, axis=1) <= 0)  # most similar first
+    assert idx.shape == (len(both), 3) and np.all(np.diff(dist, axis=1) >= 0)  # nearest first
     assert all(idx[len(x) + k, 0] == c for k, c in enumerate(copies))
 
 
@@ -70,10 +70,10 @@ def test_outlier_scores() -> None:
     x, y = blobs(seed=4)
     far = np.flatnonzero(y == 1)[:3]
     x[far] += 40 * np.random.default_rng(5).normal(size=(3, x.shape[1]))
-    _, sims, _ = neighbours(unit_rows(x), 5)
-    z = robust_z(1 - sims.mean(axis=1))
+    _, dist, _ = neighbours(centred(x), 5)
+    z = robust_z(dist.mean(axis=1))
     assert set(np.argsort(-z)[:3]) == set(far.tolist()) and z[far].min() > 3.5  # the planted ones lead the list
-    assert set(np.argsort(-centroid_z(unit_rows(x), y))[:3]) == set(far.tolist())
+    assert set(np.argsort(-centroid_z(centred(x), y))[:3]) == set(far.tolist())
 
 
 def test_class_balance() -> None:
