@@ -154,9 +154,9 @@ def fit(
     t0 = time.perf_counter()
     metrics = _evaluate(model, test, x_test)
     if baseline:
-        for task in ds.tasks:
-            from headstart.evaluation import classification_metrics
+        from headstart.evaluation import classification_metrics
 
+        for task in ds.tasks:
             pred = baseline_predict(train, test, task, seed=seed)
             base = classification_metrics(test.targets[task], pred, metrics[task]["labels"])
             metrics[task]["baseline"] = {"name": baseline_name(ds.modality), **_summary(base)}

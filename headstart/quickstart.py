@@ -62,7 +62,8 @@ def quickstart(
     ds = api.load_dataset(data)
     rows, curve = [], []
     model = None
-    for budget in parse_budgets(budgets):
+    budget_list = parse_budgets(budgets)
+    for budget in budget_list:
         label = "all" if budget is None else str(budget)
         say(f"fitting with {label} labels per class ...")
         model = api.fit(
@@ -71,7 +72,7 @@ def quickstart(
             labels_per_class=budget,
             seed=seed,
             progress=progress,
-            out=out / "model" if budget == parse_budgets(budgets)[-1] else None,
+            out=out / "model" if budget == budget_list[-1] else None,
         )
         m = model.report["tasks"]["label"]
         row = {

@@ -92,11 +92,8 @@ def extract_features(
     fresh = None
     if todo:
         order = [list(todo.values())[j] for j in batch_order(backbone, [items[i] for i in todo.values()])]
-        fresh = _run(backbone, items, where, order, batch_size, num_workers, store, key, progress)
+        fresh = _run(backbone, items, where, hashes, order, batch_size, num_workers, store, key, progress)
         computed = {hashes[i]: row for row, i in enumerate(order)}
-        if store is not None:
-            found.update(store.lookup(key, [hashes[i] for i in order]))
-            computed, fresh = {}, None
 
     return _assemble(hashes, found, computed, fresh, backbone.embed_dim, out)
 
@@ -105,6 +102,7 @@ def _run(
     backbone: Backbone,
     items: list[Any],
     where: list[str],
+    hashes: list[str],
     order: list[int],
     batch_size: int,
     num_workers: int | None,
@@ -143,7 +141,8 @@ def _run(
     finally:
         bar.close()
     if writer is not None:
-        writer.commit([content_hash(items[i]) for i in order])
+        shard = writer.commit([hashes[i] for i in order])
+        return np.load(shard, mmap_mode="r")  # the committed rows, read back lazily: memory stays flat
     return rows
 
 
