@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from headstart.backbones.base import BackboneSpec, ImageBackbone, ImagePreprocessing, file_weights_id
+from headstart.backbones.base import Backbone, BackboneSpec, ImageBackbone, ImagePreprocessing, file_weights_id
 from headstart.errors import BackboneError
 
 LITE0_PREPROCESSING = ImagePreprocessing(
@@ -24,13 +24,27 @@ NAMES = {
     "tiny-cnn": "3-layer CNN (64-d), random init: a from-scratch baseline and a test model",
 }
 
+# Further `headstart:` families, each a leaf module with `NAMES: dict[str, str]`, `load(spec) -> Backbone` and
+# `available() -> list[dict]`; imported only when one of their names is asked for or the list is printed.
+EXTENSIONS: tuple[str, ...] = ()
 
-def load(spec: BackboneSpec) -> ImageBackbone:
+
+def load(spec: BackboneSpec) -> Backbone:
     if spec.name == "efficientnet-lite0":
         return _efficientnet_lite0(spec)
     if spec.name == "tiny-cnn":
         return _tiny_cnn(spec)
-    raise BackboneError(f"headstart ships no backbone named {spec.name!r}; it ships: {', '.join(NAMES)}")
+    for module in _extensions():
+        if spec.name in module.NAMES:
+            return module.load(spec)
+    known = [*NAMES, *(name for module in _extensions() for name in module.NAMES)]
+    raise BackboneError(f"headstart ships no backbone named {spec.name!r}; it ships: {', '.join(known)}")
+
+
+def _extensions() -> list[Any]:
+    import importlib
+
+    return [importlib.import_module(name) for name in EXTENSIONS]
 
 
 def efficientnet_lite0_weights_path() -> str:
@@ -127,4 +141,6 @@ def available() -> list[dict[str, Any]]:
             except BackboneError:
                 ok = False
         rows.append({"spec": f"headstart:{name}", "modality": "image", "offline": ok, "note": note})
+    for module in _extensions():
+        rows.extend(module.available())
     return rows
