@@ -1,4 +1,4 @@
-"""In-memory data: texts, image arrays, PIL images or image paths, with labels for one or more tasks."""
+"""In-memory data: texts, image arrays, PIL images, image or audio paths, or waveforms, with labels per task."""
 
 from __future__ import annotations
 
@@ -9,13 +9,21 @@ from typing import Any
 
 import numpy as np
 
-from headstart.data.dataset import DataIssue, Dataset, Modality
+from headstart.data.audio import AUDIO_EXTENSIONS, check_audios, to_waveform
+from headstart.data.dataset import MODALITIES, DataIssue, Dataset, Modality
 from headstart.data.images import IMAGE_EXTENSIONS, check_images, to_uint8_image
 from headstart.data.validate import finish, label_value, text_problem
 from headstart.errors import DataError
 
 SOURCE = "in-memory data"
-_NAMES = {"text": "texts", "paths": "image paths", "array": "image arrays", "pil": "PIL images"}
+_NAMES = {
+    "text": "texts",
+    "paths": "image paths",
+    "array": "image arrays",
+    "pil": "PIL images",
+    "audio": "audio paths",
+    "waveform": "waveforms",
+}
 
 
 def from_arrays(
@@ -28,12 +36,13 @@ def from_arrays(
     """A Dataset from data in memory.
 
     `items`: strings (texts; image file paths with modality="image"), `pathlib.Path`s to image files, image
-    arrays (a list, or one N x H x W or N x H x W x 3 array; uint8, or floats in 0..1), or PIL images.
+    arrays (a list, or one N x H x W or N x H x W x 3 array; uint8, or floats in 0..1), or PIL images; for audio,
+    paths to audio files (strings with modality="audio") or 1-D waveforms (float32 at the backbone's sample rate).
     `labels`: one label per item for task `task`, or a dict task -> labels for several tasks.
     Items or labels that cannot be used are skipped and listed in `issues` (where = "item #i").
     """
-    if modality not in (None, "image", "text"):
-        raise DataError(f"modality must be 'image' or 'text', not {modality!r}")
+    if modality not in (None, *MODALITIES):
+        raise DataError(f"modality must be 'image', 'text' or 'audio', not {modality!r}")
     if isinstance(items, (str, bytes, Mapping)) or not hasattr(items, "__len__") or not hasattr(items, "__iter__"):
         raise DataError(f"{SOURCE}: items must be a list (or an array) of items, got {type(items).__name__}")
     items = list(items)  # an N x H x W (x 3) array becomes a list of N images
@@ -54,13 +63,17 @@ def from_arrays(
         values = [to_uint8_image(item, where[i]) for i, item in enumerate(items)]
     elif kind == "pil":
         values = [_pil_to_array(item) for item in items]
-    else:  # image paths
+    elif kind == "waveform":
+        values = [to_waveform(item, where[i]) for i, item in enumerate(items)]
+    else:  # image or audio paths
+        audio = kind == "audio"
         values = [Path(item).expanduser().resolve() for item in items]
         for i, path in enumerate(values):
-            problem = _path_problem(path)
+            problem = _path_problem(path, AUDIO_EXTENSIONS if audio else IMAGE_EXTENSIONS, "audio" if audio else "image")
             problems[i] += [f"{items[i]}: {problem}"] if problem else []
         ok = [i for i in range(n) if not problems[i]]
-        for i, problem in zip(ok, check_images([values[i] for i in ok]), strict=True):
+        check = check_audios if audio else check_images
+        for i, problem in zip(ok, check([values[i] for i in ok]), strict=True):
             problems[i] += [f"{items[i]}: {problem}"] if problem else []
 
     label_lists: dict[str, list[str | None]] = {name: [] for name in targets}
@@ -72,7 +85,7 @@ def from_arrays(
 
     keep = [i for i in range(n) if not problems[i]]
     ds = Dataset(
-        modality="text" if kind == "text" else "image",
+        modality="text" if kind == "text" else ("audio" if kind in ("audio", "waveform") else "image"),
         items=[values[i] for i in keep],
         targets={name: [column[i] for i in keep] for name, column in label_lists.items()},
         where=[where[i] for i in keep],
@@ -102,11 +115,11 @@ def _kind(items: list[Any], modality: Modality | None) -> str:
 
     def kind_of(item: Any) -> str:
         if isinstance(item, str):
-            return "paths" if modality == "image" else "text"
+            return {"image": "paths", "audio": "audio"}.get(modality or "", "text")
         if isinstance(item, os.PathLike):
-            return "paths"
+            return "audio" if modality == "audio" or Path(item).suffix.lower() in AUDIO_EXTENSIONS else "paths"
         if isinstance(item, np.ndarray):
-            return "array"
+            return "waveform" if modality == "audio" or (item.ndim == 1 and modality is None) else "array"
         if type(item).__module__.startswith("PIL."):
             return "pil"
         if item is None and modality != "image":
@@ -117,12 +130,15 @@ def _kind(items: list[Any], modality: Modality | None) -> str:
     if len(kinds) > 1:
         raise DataError(f"{SOURCE}: the items mix several kinds ({', '.join(sorted(kinds))}); give one kind")
     (kind,) = kinds
-    if kind not in ("text", "paths", "array", "pil"):
+    if kind not in _NAMES:
         raise DataError(
-            f"{SOURCE}: cannot use items of type {kind}; give strings (texts), image arrays, PIL images or image paths"
+            f"{SOURCE}: cannot use items of type {kind}; give strings (texts), image arrays, PIL images, image or "
+            "audio paths, or waveforms"
         )
     if modality == "text" and kind != "text":
         raise DataError(f"{SOURCE}: modality 'text' was asked but the items are {_NAMES[kind]}")
+    if modality == "image" and kind in ("audio", "waveform"):
+        raise DataError(f"{SOURCE}: modality 'image' was asked but the items are {_NAMES[kind]}")
     return kind
 
 
@@ -131,9 +147,9 @@ def _pil_to_array(image: Any) -> np.ndarray:
     return np.asarray(image.convert(mode))
 
 
-def _path_problem(path: Path) -> str | None:
-    if path.suffix.lower() not in IMAGE_EXTENSIONS:
-        return f"not an image file ({path.suffix.lower() or 'no extension'})"
+def _path_problem(path: Path, extensions: frozenset[str], kind: str) -> str | None:
+    if path.suffix.lower() not in extensions:
+        return f"not an {kind} file ({path.suffix.lower() or 'no extension'})"
     if not path.is_file():
-        return "image file not found"
+        return f"{kind} file not found"
     return None

@@ -10,7 +10,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-Modality = Literal["image", "text"]
+Modality = Literal["image", "text", "audio"]
+MODALITIES: tuple[str, ...] = ("image", "text", "audio")
 
 
 @dataclass(frozen=True)
@@ -29,9 +30,10 @@ class Dataset:
     """Items of one modality with zero or more label columns ("tasks").
 
     `items` are image file paths (`pathlib.Path`) or decoded arrays (H x W or H x W x 3, uint8) for images,
-    strings for text.
+    strings for text, audio file paths or 1-D float32 waveforms for audio.
     `where[i]` names item i for messages ("photos/cat/1.jpg", "news.csv row 12").
     `issues` lists every item that was skipped while loading, so nothing is dropped silently.
+    `groups[i]`, when set, names the group item i belongs to (e.g. the speaker): splits keep each group whole.
     """
 
     modality: Modality
@@ -40,11 +42,14 @@ class Dataset:
     where: list[str]
     source: str
     issues: list[DataIssue] = field(default_factory=list)
+    groups: list[str] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.items)
         if len(self.where) != n:
             raise ValueError(f"{self.source}: {len(self.where)} item names for {n} items")
+        if self.groups is not None and len(self.groups) != n:
+            raise ValueError(f"{self.source}: {len(self.groups)} groups for {n} items")
         for task, labels in self.targets.items():
             if len(labels) != n:
                 raise ValueError(f"{self.source}: label column {task!r} has {len(labels)} labels for {n} items")
@@ -76,6 +81,7 @@ class Dataset:
             where=[self.where[i] for i in idx],
             source=self.source,
             issues=list(self.issues),
+            groups=None if self.groups is None else [self.groups[i] for i in idx],
         )
 
     def content_hashes(self) -> list[str]:

@@ -1,10 +1,11 @@
-"""Folders of images or .txt texts: one sub-folder per class, or files directly inside (unlabelled)."""
+"""Folders of images, .txt texts or audio files: one sub-folder per class, or files directly inside (unlabelled)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+from headstart.data.audio import AUDIO_EXTENSIONS, check_audios
 from headstart.data.dataset import DataIssue, Dataset, Modality
 from headstart.data.images import IMAGE_EXTENSIONS, check_images
 from headstart.data.validate import decode_text, finish
@@ -42,14 +43,19 @@ def _walk(root: Path) -> list[Path]:
 def _pick_modality(files: list[Path], modality: Modality | None, source: str) -> Modality:
     n_image = sum(p.suffix.lower() in IMAGE_EXTENSIONS for p in files)
     n_text = sum(p.suffix.lower() in TEXT_EXTENSIONS for p in files)
-    if not n_image and not n_text:
+    n_audio = sum(p.suffix.lower() in AUDIO_EXTENSIONS for p in files)
+    if not n_image and not n_text and not n_audio:
         kinds = ", ".join(sorted(IMAGE_EXTENSIONS))
-        raise DataError(f"{source}: no image files ({kinds}) or text files (.txt) found in this folder")
-    if modality == "image" and not n_image:
-        raise DataError(f"{source}: this folder holds text files (.txt), not images (modality 'image' was asked)")
-    if modality == "text" and not n_text:
-        raise DataError(f"{source}: this folder holds image files, not text files (modality 'text' was asked)")
-    return modality or ("image" if n_image >= n_text else "text")
+        sounds = ", ".join(sorted(AUDIO_EXTENSIONS))
+        raise DataError(
+            f"{source}: no image files ({kinds}), text files (.txt) or audio files ({sounds}) found in this folder"
+        )
+    counts = {"image": n_image, "text": n_text, "audio": n_audio}
+    held = max(counts, key=lambda k: counts[k])
+    names = {"image": "image files", "text": "text files (.txt)", "audio": "audio files"}
+    if modality is not None and not counts[modality]:
+        raise DataError(f"{source}: this folder holds {names[held]}, not {names[modality]} (modality {modality!r} was asked)")
+    return modality or held
 
 
 def load_folder(
@@ -87,21 +93,23 @@ def load_folder(
         candidates.append((path, rel.parts[0] if labelled else None, where))
 
     modality = _pick_modality([p for p, _, _ in candidates], modality, source)
-    wanted = IMAGE_EXTENSIONS if modality == "image" else TEXT_EXTENSIONS
+    wanted = {"image": IMAGE_EXTENSIONS, "text": TEXT_EXTENSIONS, "audio": AUDIO_EXTENSIONS}[modality]
     kept: list[tuple[Path, str | None, str]] = []
     for path, label, where in candidates:
         if path.suffix.lower() in wanted:
             kept.append((path, label, where))
         else:
             ext = path.suffix.lower() or "no extension"
-            issues.append(DataIssue(where, f"not {'an image' if modality == 'image' else 'a text'} file ({ext})"))
+            kind = {"image": "an image", "text": "a text", "audio": "an audio"}[modality]
+            issues.append(DataIssue(where, f"not {kind} file ({ext})"))
 
     items: list[object] = []
     labels: list[str] = []
     wheres: list[str] = []
-    if modality == "image":
+    if modality in ("image", "audio"):
         base = root.resolve()
-        problems = check_images([p for p, _, _ in kept])
+        check = check_images if modality == "image" else check_audios
+        problems = check([p for p, _, _ in kept])
         for (path, label, where), problem in zip(kept, problems, strict=True):
             if problem:
                 issues.append(DataIssue(where, problem))

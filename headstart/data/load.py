@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from headstart.data.dataset import Dataset
+from headstart.data.dataset import MODALITIES, Dataset
 from headstart.data.folders import load_folder
 from headstart.data.samples import SAMPLES, load_sample
 from headstart.data.tables import TABLE_EXTENSIONS, load_table
@@ -21,14 +21,14 @@ def load_data(
 ) -> Dataset:
     """Load a data source.
 
-    `source` is a folder (one sub-folder per class, or files directly inside for unlabelled data; images or
-    .txt texts), a table (.csv, .tsv, .jsonl, .ndjson, .parquet: a text column or a column of image paths, and
-    label columns), or `samples:NAME` (see SAMPLES). `modality` ("image" or "text") forces the modality and is
-    checked against the data. Unusable items are skipped and listed in `dataset.issues`; with `strict=True`
-    any such item raises a DataError naming every bad item.
+    `source` is a folder (one sub-folder per class, or files directly inside for unlabelled data; images,
+    .txt texts or audio files), a table (.csv, .tsv, .jsonl, .ndjson, .parquet: a text column or a column of image
+    or audio paths, and label columns), or `samples:NAME` (see SAMPLES). `modality` ("image", "text" or
+    "audio") forces the modality and is checked against the data. Unusable items are skipped and listed in
+    `dataset.issues`; with `strict=True` any such item raises a DataError naming every bad item.
     """
-    if modality not in (None, "image", "text"):
-        raise DataError(f"modality must be 'image' or 'text', not {modality!r}")
+    if modality not in (None, *MODALITIES):
+        raise DataError(f"modality must be 'image', 'text' or 'audio', not {modality!r}")
     given = [f"{k}={v!r}" for k, v in (("text_column", text_column), ("label_columns", label_columns)) if v]
     text = str(source)
     if text.startswith("samples:"):

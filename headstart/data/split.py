@@ -1,4 +1,5 @@
-"""Deterministic stratified train/test splits, optionally keeping only a few labelled items per class."""
+"""Deterministic stratified (or group-wise) train/test splits, optionally keeping only a few labelled items per
+class."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ def split(
 
     The same seed gives the same split. With `labels_per_class`, at most that many train items per class are
     kept (a seeded random choice); the test set is left as it is. Both parts keep the source's issues.
+    When `ds.groups` is set (e.g. the speaker of each clip), whole groups go to one side: the test part holds
+    groups never seen in training, so its score measures generalisation to new groups.
     """
     labels = np.asarray(_labels(ds, task), dtype=object)
     column = task or ds.tasks[0]
@@ -52,15 +55,57 @@ def split(
             f"classes in column {column!r}; each part needs one item per class, change test_size or add data"
         )
 
-    from sklearn.model_selection import train_test_split
+    if ds.groups is not None:
+        train_idx, test_idx = _group_split(labels, ds.groups, test_size, seed, f"column {column!r} of {ds.source}")
+    else:
+        from sklearn.model_selection import train_test_split
 
-    train_idx, test_idx = train_test_split(
-        np.arange(n), test_size=n_test, random_state=seed, shuffle=True, stratify=labels
-    )
+        train_idx, test_idx = train_test_split(
+            np.arange(n), test_size=n_test, random_state=seed, shuffle=True, stratify=labels
+        )
     train_idx = np.sort(train_idx)
     if labels_per_class is not None:
         train_idx = _few_per_class(train_idx, labels, labels_per_class, seed)
     return ds.subset(train_idx), ds.subset(np.sort(test_idx))
+
+
+GROUP_TRIES = 50
+
+
+def _group_split(
+    labels: np.ndarray, groups: list[str], test_size: float, seed: int, what: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Whole groups to the test part, about `test_size` of the items, drawn at random (seeded) until every class
+    has items on both sides (or, failing that, at least in training)."""
+    group_of = np.asarray([str(g) for g in groups], dtype=object)
+    names = sorted(set(group_of.tolist()))
+    if len(names) < 2:
+        raise DataError(f"{what}: all items belong to one group ({names[0]!r}); a group-wise split needs at least 2")
+    classes = set(labels.tolist())
+    rng = np.random.default_rng(seed)
+    n_target = test_size * len(labels)
+    fallback = None
+    for _ in range(GROUP_TRIES):
+        order = rng.permutation(len(names))
+        test_groups: set[str] = set()
+        count = 0
+        for k in order[: len(names) - 1]:
+            if count >= n_target:
+                break
+            test_groups.add(names[k])
+            count += int((group_of == names[k]).sum())
+        mask = np.isin(group_of, list(test_groups))
+        in_train, in_test = set(labels[~mask].tolist()), set(labels[mask].tolist())
+        if in_train == classes and in_test == classes:
+            return np.flatnonzero(~mask), np.flatnonzero(mask)
+        if in_train == classes and fallback is None:
+            fallback = (np.flatnonzero(~mask), np.flatnonzero(mask))
+    if fallback is not None:
+        return fallback
+    raise DataError(
+        f"{what}: no split of the {len(names)} groups leaves every class with training items; "
+        "add groups, or drop the grouping"
+    )
 
 
 def _labels(ds: Dataset, task: str | None) -> list[str]:

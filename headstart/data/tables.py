@@ -1,4 +1,4 @@
-"""Tables: CSV, TSV, JSON Lines and Parquet files holding texts, or paths to images, with label columns."""
+"""Tables: CSV, TSV, JSON Lines and Parquet files holding texts, or paths to images or audio, with label columns."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from headstart.data.audio import AUDIO_EXTENSIONS, check_audios
 from headstart.data.dataset import DataIssue, Dataset, Modality
 from headstart.data.images import IMAGE_EXTENSIONS, check_images
 from headstart.data.validate import finish, is_missing, label_value, text_problem
 from headstart.errors import DataError
 
 TABLE_EXTENSIONS = (".csv", ".tsv", ".jsonl", ".ndjson", ".parquet")
-PATH_COLUMNS = ("path", "image", "file", "filepath", "filename", "image_path")
+PATH_COLUMNS = ("path", "image", "file", "filepath", "filename", "image_path", "audio", "audio_path", "wav")
 TEXT_COLUMNS = ("text", "sentence", "content", "body", "document", "review", "comment", "message", "title")
 LABEL_COLUMNS = ("label", "labels", "class", "category", "target", "y", "sentiment", "topic")
 
@@ -101,13 +102,13 @@ def _require(path: Path, table: Table, column: str, what: str) -> None:
         )
 
 
-def _image_column(table: Table) -> str | None:
-    """A path column, if most of its values name image files."""
+def _image_column(table: Table, extensions: frozenset[str] = IMAGE_EXTENSIONS) -> str | None:
+    """A path column, if most of its values name image files (or files with other `extensions`)."""
     column = _find(table.columns, PATH_COLUMNS)
     if column is None:
         return None
     names = [str(v) for v in table.values[column] if not is_missing(v)]
-    n_image = sum(Path(v).suffix.lower() in IMAGE_EXTENSIONS for v in names)
+    n_image = sum(Path(v).suffix.lower() in extensions for v in names)
     return column if names and n_image * 2 >= len(names) else None
 
 
@@ -131,13 +132,18 @@ def load_table(
     for column in label_columns or []:
         _require(path, table, column, "label column")
 
-    image_column = None if (text_column is not None or modality == "text") else _image_column(table)
-    if modality == "image" and image_column is None:
-        raise DataError(
-            f"{path}: no column of image paths (expected one named {', '.join(PATH_COLUMNS)}, holding image "
-            f"files); the columns are: {', '.join(table.columns)}"
-        )
-    data_column = image_column or text_column or _find(table.columns, TEXT_COLUMNS)
+    image_column = None if (text_column is not None or modality in ("text", "audio")) else _image_column(table)
+    audio_column = None
+    if text_column is None and modality in (None, "audio") and image_column is None:
+        audio_column = _image_column(table, AUDIO_EXTENSIONS)
+    for kind, found in (("image", image_column), ("audio", audio_column)):
+        if modality == kind and found is None:
+            raise DataError(
+                f"{path}: no column of {kind} paths (expected one named {', '.join(PATH_COLUMNS)}, holding {kind} "
+                f"files); the columns are: {', '.join(table.columns)}"
+            )
+    media_column = image_column or audio_column
+    data_column = media_column or text_column or _find(table.columns, TEXT_COLUMNS)
     if data_column is None:
         raise DataError(
             f"{path}: no text column found (looked for {', '.join(TEXT_COLUMNS)}); the columns are: "
@@ -155,6 +161,8 @@ def load_table(
         value = table.values[data_column][i]
         if image_column:
             item, problem = _image_path(path.parent, value, image_column)
+        elif audio_column:
+            item, problem = _image_path(path.parent, value, audio_column, AUDIO_EXTENSIONS, "audio")
         else:
             item, problem = text_problem(value, data_column)
         problems = [problem] if problem else []
@@ -164,16 +172,17 @@ def load_table(
         else:
             kept.append((i, item))
 
-    if image_column:
-        decoded = check_images([item for _, item in kept])
+    if media_column:
+        check = check_images if image_column else check_audios
+        decoded = check([item for _, item in kept])
         for (i, _), problem in zip(kept, decoded, strict=True):
             if problem:
-                issues.append((i, DataIssue(table.rows[i], f"{table.values[image_column][i]}: {problem}")))
+                issues.append((i, DataIssue(table.rows[i], f"{table.values[media_column][i]}: {problem}")))
         kept = [k for k, problem in zip(kept, decoded, strict=True) if not problem]
         issues.sort(key=lambda pair: pair[0])
 
     ds = Dataset(
-        modality="image" if image_column else "text",
+        modality="image" if image_column else ("audio" if audio_column else "text"),
         items=[item for _, item in kept],
         targets={c: [label_value(table.values[c][i], c)[0] for i, _ in kept] for c in label_columns},
         where=[table.rows[i] for i, _ in kept],
@@ -183,14 +192,16 @@ def load_table(
     return finish(ds, strict)
 
 
-def _image_path(folder: Path, value: Any, column: str) -> tuple[Path | None, str | None]:
+def _image_path(
+    folder: Path, value: Any, column: str, extensions: frozenset[str] = IMAGE_EXTENSIONS, kind: str = "image"
+) -> tuple[Path | None, str | None]:
     if is_missing(value) or not str(value).strip():
-        return None, f"missing image path in column {column!r}"
+        return None, f"missing {kind} path in column {column!r}"
     name = str(value).strip()
     path = Path(name).expanduser()
     path = (path if path.is_absolute() else folder / path).resolve()
-    if path.suffix.lower() not in IMAGE_EXTENSIONS:
-        return None, f"{name}: not an image file ({path.suffix.lower() or 'no extension'})"
+    if path.suffix.lower() not in extensions:
+        return None, f"{name}: not an {kind} file ({path.suffix.lower() or 'no extension'})"
     if not path.is_file():
-        return None, f"{name}: image file not found (looked for {path})"
+        return None, f"{name}: {kind} file not found (looked for {path})"
     return path, None

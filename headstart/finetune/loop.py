@@ -68,6 +68,7 @@ class TrainResult:
     resumed_at: int | None  # epochs already done when this process resumed the run
     global_rank: int
     world_size: int
+    parameters: dict[str, int]  # backbone_total, backbone_trainable (LoRA: the adapters), heads
 
 
 def prepare_net(
@@ -109,6 +110,11 @@ def train(
     n_classes = [len(tasks.classes[t]) for t in tasks.names]
     objective = Objective(config, tasks.names, class_weights(y_train, n_classes, config.regularisation.class_weight))
     objective.anchor([p for n, p in net.encoder.named_parameters() if n in trainable])
+    counts = {
+        "backbone_total": sum(p.numel() for p in net.encoder.parameters()),
+        "backbone_trainable": sum(p.numel() for n, p in net.encoder.named_parameters() if n in trainable),
+        "heads": sum(p.numel() for n, p in net.named_parameters() if not n.startswith("encoder.")),
+    }
 
     checkpoints = folder / "checkpoint" if folder is not None else None
     restored = ckpt.load(checkpoints, config.to_json()) if (resume and checkpoints is not None) else None
@@ -206,7 +212,7 @@ def train(
 
             write_metrics_csv(folder, state.history)
 
-    return TrainResult(net, state.history, state.best_epoch, resumed_at, rank, world)
+    return TrainResult(net, state.history, state.best_epoch, resumed_at, rank, world, counts)
 
 
 def _precise_bn(

@@ -187,6 +187,7 @@ def _finish(
         "best_epoch": result.best_epoch,
         "resumed_at_epoch": result.resumed_at,
         "world_size": result.world_size,
+        "parameters": result.parameters,
         "history": result.history,
         "config": config.to_json(),
     }

@@ -106,7 +106,7 @@ def neighbours(
 
 def default_split_test_mask(ds: Dataset, *, test_size: float, seed: int, task: str | None) -> np.ndarray:
     """True for the items `split(ds, test_size=..., seed=...)` puts in the test part: the split `fit` uses."""
-    proxy = Dataset(ds.modality, ds.items, ds.targets, [str(i) for i in range(len(ds))], ds.source)
+    proxy = Dataset(ds.modality, ds.items, ds.targets, [str(i) for i in range(len(ds))], ds.source, groups=ds.groups)
     _, test = split(proxy, test_size=test_size, seed=seed, task=task)
     mask = np.zeros(len(ds), dtype=bool)
     mask[[int(w) for w in test.where]] = True

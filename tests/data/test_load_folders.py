@@ -141,8 +141,10 @@ def test_modality_is_checked(photos: Path) -> None:
     assert load_data(photos, modality="image").modality == "image"
     with pytest.raises(DataError, match="holds image files, not text files"):
         load_data(photos, modality="text")
-    with pytest.raises(DataError, match="modality must be 'image' or 'text', not 'audio'"):
+    with pytest.raises(DataError, match="holds image files, not audio files"):
         load_data(photos, modality="audio")
+    with pytest.raises(DataError, match="modality must be 'image', 'text' or 'audio', not 'video'"):
+        load_data(photos, modality="video")
 
 
 def test_missing_source_empty_folder_and_unsupported_type(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Text backbones (a tiny random BERT through `hf:`), word dropout, several label columns, LoRA's guard."""
+"""Text backbones (a tiny random BERT through `hf:`), word dropout, several label columns, LoRA (PEFT)."""
 
 from __future__ import annotations
 
@@ -46,14 +46,24 @@ def test_multitask_heads_share_the_backbone(digits_two_tasks, tmp_path):
     )
 
 
-def test_lora_needs_peft_or_says_so(topics, tiny_bert_dir):
-    try:
-        import peft  # noqa: F401
-    except ImportError:
-        from headstart.errors import HeadstartError
+def test_lora_trains_only_adapters_then_merges_into_plain_weights(topics, tiny_bert_dir, tmp_path):
+    import torch
 
-        with pytest.raises(HeadstartError, match="peft"):
-            finetune(topics, backbone=f"hf:{tiny_bert_dir}", strategy="lora", epochs=1, **FAST)
-        return
-    model = finetune(topics, backbone=f"hf:{tiny_bert_dir}", strategy="lora", epochs=1, **FAST)
-    assert "lora" not in " ".join(model.backbone.module.state_dict())  # merged back into the plain weights
+    from headstart.backbones import create_backbone
+
+    spec = f"hf:{tiny_bert_dir}"
+    before = {k: v.clone() for k, v in create_backbone(spec).module.state_dict().items()}
+    model = finetune(topics, backbone=spec, strategy="lora", epochs=2, lr=5e-2, lora_r=4,
+                     out=tmp_path / "lora", **FAST)  # fmt: skip
+    after = model.backbone.module.state_dict()
+    assert set(after) == set(before)  # merged: the plain architecture again, no lora_A / lora_B left
+    linear = {f"{n}.weight" for n, m in model.backbone.module.named_modules() if isinstance(m, torch.nn.Linear)}
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and changed <= linear  # only the adapted linear weights moved (by the merged B @ A)
+    assert not any("embeddings" in k or "LayerNorm" in k for k in changed)
+    history = model.report["finetune"]["history"]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    counts = model.report["finetune"]["parameters"]
+    assert 0 < counts["backbone_trainable"] < counts["backbone_total"] / 5  # the adapters, not the backbone
+    loaded = hs.load(tmp_path / "lora")
+    np.testing.assert_allclose(loaded.predict_proba(topics.items[:5]), model.predict_proba(topics.items[:5]), atol=1e-5)

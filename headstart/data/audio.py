@@ -1,0 +1,204 @@
+"""Audio: per-file checks, decoding to mono float32 at a chosen rate, fixed windows, silence trimming, noise at an SNR.
+
+WAV, FLAC and OGG through `soundfile` (libsndfile), resampling with `scipy.signal.resample_poly`. soundfile and scipy
+are imported inside the functions so that `import headstart.data` stays light; nothing here needs torch.
+In-memory audio items are 1-D float arrays taken to be at the sample rate of whoever reads them (a backbone's).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from headstart.errors import DataError
+
+AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga"})
+MIN_RATE, MAX_RATE = 1_000, 384_000  # sample rates outside these are a broken header, not audio
+MAX_CHANNELS = 8
+MAX_CHECK_SECONDS = 600  # longer files are checked by their header only, not decoded in full
+
+
+def check_audio(path: Path) -> str | None:
+    """Open and decode one audio file; return what is wrong with it, or None if it is usable."""
+    import soundfile as sf
+
+    try:
+        if path.stat().st_size == 0:
+            return "empty file (0 bytes)"
+        info = sf.info(str(path))
+        if not MIN_RATE <= info.samplerate <= MAX_RATE:
+            return f"implausible sample rate {info.samplerate} Hz (expected {MIN_RATE}..{MAX_RATE})"
+        if not 1 <= info.channels <= MAX_CHANNELS:
+            return f"unsupported channel count {info.channels} (expected 1..{MAX_CHANNELS})"
+        if info.frames <= 0:
+            return "no audio samples (zero length)"
+        if info.frames <= MAX_CHECK_SECONDS * info.samplerate:
+            data, _ = sf.read(str(path), dtype="float32", always_2d=True)
+            if len(data) == 0:
+                return "no audio samples (zero length)"
+            if not np.isfinite(data).all():
+                return "audio contains NaN or infinite samples"
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as e:
+        return f"cannot read the file ({e.strerror})"
+    except sf.LibsndfileError as e:
+        return f"not a readable audio file ({e.error_string})"
+    except Exception as e:  # a damaged file can make libsndfile or its wrapper fail in other ways
+        return f"corrupt audio file ({type(e).__name__}: {e})"
+    return None
+
+
+def check_audios(paths: Sequence[Path]) -> list[str | None]:
+    """`check_audio` over many files, in threads (libsndfile releases the GIL while decoding)."""
+    if len(paths) < 16:
+        return [check_audio(p) for p in paths]
+    workers = min(8, (os.cpu_count() or 1) + 2)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(check_audio, paths, chunksize=16))
+
+
+def to_waveform(arr: Any, where: str = "audio") -> np.ndarray:
+    """An in-memory audio item as 1-D float32: 1-D, or (samples, channels) mixed down; ints scaled to [-1, 1]."""
+    arr = np.asarray(arr)
+    if arr.ndim == 2 and arr.shape[1] <= MAX_CHANNELS:
+        arr = arr.mean(axis=1)
+    if arr.ndim != 1:
+        raise DataError(f"{where}: expected a 1-D waveform (or samples x channels), got shape {arr.shape}")
+    if arr.size == 0:
+        raise DataError(f"{where}: empty waveform (zero length)")
+    if np.issubdtype(arr.dtype, np.integer) and arr.dtype != np.bool_:
+        return (arr.astype(np.float32) / float(np.iinfo(arr.dtype).max + 1)).astype(np.float32)
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise DataError(f"{where}: unsupported waveform dtype {arr.dtype}; use float (-1..1) or integer PCM")
+    if not np.isfinite(arr).all():
+        raise DataError(f"{where}: the waveform contains NaN or infinite values")
+    return arr.astype(np.float32)
+
+
+def read_audio(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
+    """Decode a file to mono float32 at `sample_rate` (channels averaged, then resampled)."""
+    import soundfile as sf
+
+    data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    return resample(data.mean(axis=1), rate, sample_rate)
+
+
+def resample(wave: np.ndarray, rate: int, target: int) -> np.ndarray:
+    """Polyphase resampling (scipy.signal.resample_poly) from `rate` to `target` Hz."""
+    if rate == target:
+        return np.asarray(wave, dtype=np.float32)
+    from scipy.signal import resample_poly
+
+    g = math.gcd(int(rate), int(target))
+    return resample_poly(wave, target // g, rate // g).astype(np.float32)
+
+
+def load_audio(item: Any, sample_rate: int) -> np.ndarray:
+    """One dataset item as mono float32 at `sample_rate`: a file path (decoded, resampled) or a waveform array.
+
+    A plain top-level function, so that DataLoader workers can pickle it."""
+    if isinstance(item, (str, os.PathLike)):
+        return read_audio(item, sample_rate)
+    if isinstance(item, np.ndarray):
+        return to_waveform(item)
+    raise TypeError(f"load_audio: expected a path or a waveform array, got {type(item).__name__}")
+
+
+def trim_silence(wave: np.ndarray, sample_rate: int, top_db: float = 40.0, frame_s: float = 0.02) -> np.ndarray:
+    """Cut leading and trailing frames quieter than `top_db` below the loudest frame (all silent: kept whole)."""
+    frame = max(1, int(frame_s * sample_rate))
+    n = len(wave) // frame
+    if n < 2:
+        return wave
+    rms = np.sqrt(np.mean(wave[: n * frame].reshape(n, frame) ** 2, axis=1) + 1e-12)
+    loud = np.flatnonzero(20 * np.log10(rms / rms.max()) > -top_db)
+    if rms.max() < 1e-5 or not len(loud):
+        return wave
+    return wave[loud[0] * frame : min(len(wave), (loud[-1] + 1) * frame)]
+
+
+def fit_window(wave: np.ndarray, length: int) -> np.ndarray:
+    """Exactly `length` samples: a longer clip keeps its centre, a shorter one is zero-padded on both sides."""
+    n = len(wave)
+    if n >= length:
+        start = (n - length) // 2
+        return np.ascontiguousarray(wave[start : start + length], dtype=np.float32)
+    out = np.zeros(length, dtype=np.float32)
+    start = (length - n) // 2
+    out[start : start + n] = wave
+    return out
+
+
+def active_power(wave: np.ndarray, sample_rate: int) -> float:
+    """Mean power over the non-silent part of a clip (its speech level), as SNRs for speech are usually defined."""
+    core = trim_silence(wave, sample_rate)
+    return float(np.mean(np.square(core, dtype=np.float64))) if len(core) else 0.0
+
+
+def add_noise(wave: np.ndarray, snr_db: float, rng: np.random.Generator, sample_rate: int = 16_000) -> np.ndarray:
+    """`wave` plus white Gaussian noise at `snr_db` dB below its active speech power."""
+    power = active_power(wave, sample_rate)
+    if power <= 0:
+        return wave.astype(np.float32)
+    noise = rng.standard_normal(len(wave)) * math.sqrt(power / 10 ** (snr_db / 10))
+    return (wave + noise).astype(np.float32)
+
+
+def with_noise(ds: Any, snr_db: float, *, seed: int = 0, sample_rate: int = 16_000) -> Any:
+    """A copy of an audio Dataset with white noise at `snr_db` dB SNR added to every item (seeded per item).
+
+    For test-time robustness checks: items become float32 waveforms at `sample_rate` (use the backbone's rate);
+    labels, groups and `where` (suffixed "+noise N dB") carry over."""
+    from headstart.data.dataset import Dataset
+
+    if ds.modality != "audio":
+        raise DataError(f"{ds.source}: noise can only be added to audio data, not {ds.modality}")
+    items = []
+    for i, item in enumerate(ds.items):
+        rng = np.random.default_rng([seed, i, int(round(snr_db * 100)) & 0xFFFFFFFF])
+        items.append(add_noise(load_audio(item, sample_rate), snr_db, rng, sample_rate))
+    return Dataset(
+        modality="audio",
+        items=items,
+        targets={t: list(v) for t, v in ds.targets.items()},
+        where=[f"{w} +noise {snr_db:g} dB" for w in ds.where],
+        source=f"{ds.source} +noise {snr_db:g} dB",
+        issues=list(ds.issues),
+        groups=None if ds.groups is None else list(ds.groups),
+    )
+
+
+@lru_cache(maxsize=8)
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float = 20.0, f_max: float | None = None):
+    """(n_mels, n_fft // 2 + 1) triangular HTK-mel filters, each normalised to unit area (Slaney-style)."""
+    f_max = f_max or sample_rate / 2
+
+    def mel(f: np.ndarray) -> np.ndarray:
+        return 2595.0 * np.log10(1.0 + f / 700.0)
+
+    def hz(m: np.ndarray) -> np.ndarray:
+        return 700.0 * (10 ** (m / 2595.0) - 1.0)
+
+    edges = hz(np.linspace(mel(np.array(f_min)), mel(np.array(f_max)), n_mels + 2))
+    freqs = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
+    lower = (freqs[None, :] - edges[:-2, None]) / (edges[1:-1, None] - edges[:-2, None])
+    upper = (edges[2:, None] - freqs[None, :]) / (edges[2:, None] - edges[1:-1, None])
+    bank = np.maximum(0.0, np.minimum(lower, upper))
+    bank *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
+    return bank.astype(np.float32)
+
+
+def log_mel(wave: np.ndarray, sample_rate: int, n_mels: int = 40, n_fft: int = 400, hop: int = 160) -> np.ndarray:
+    """(n_mels, frames) log-mel energies of one waveform, in numpy (for baselines; backbones use torch)."""
+    if len(wave) < n_fft:
+        wave = np.pad(wave, (0, n_fft - len(wave)))
+    frames = 1 + (len(wave) - n_fft) // hop
+    idx = np.arange(n_fft)[None, :] + hop * np.arange(frames)[:, None]
+    spec = np.abs(np.fft.rfft(wave[idx] * np.hanning(n_fft + 1)[:-1], axis=1)) ** 2
+    return np.log(mel_filterbank(sample_rate, n_fft, n_mels) @ spec.T + 1e-6).astype(np.float32)
