@@ -29,6 +29,8 @@ def load(spec: BackboneSpec) -> Backbone:
         raise BackboneError(f"{folder / MANIFEST}: no 'backbone' section with a 'spec' field")
     weights = folder / section["weights"] if section.get("weights") else None
     base_spec = BackboneSpec.parse(section["spec"])
+    if base_spec.name.startswith("./"):  # an architecture saved inside the folder (e.g. a tokenizer and config)
+        base_spec = BackboneSpec(base_spec.prefix, str(folder / base_spec.name[2:]), base_spec.options)
     if weights is not None:
         base_spec = BackboneSpec(base_spec.prefix, base_spec.name, {**base_spec.options, "init": "random"})
     backbone = create_backbone(str(base_spec))
