@@ -39,6 +39,25 @@ def default_workers(backbone: Backbone) -> int:
     return 1 if cpus <= 2 else min(4, cpus - 1)
 
 
+def extraction_device() -> torch.device:
+    """`HEADSTART_DEVICE` when set (cpu, cuda, cuda:1, mps), else the first GPU if there is one, else the CPU."""
+    name = os.environ.get("HEADSTART_DEVICE", "").strip()
+    if name:
+        return torch.device(name)
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """A collated batch (a tensor, or a dict / list of them) moved to `device`."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch
+
+
 def batch_order(backbone: Backbone, items: Sequence[Any]) -> list[int]:
     """Texts longest first, so each batch pads to similar lengths (as sentence-transformers does); else as given."""
     if backbone.modality == "text":
@@ -47,7 +66,13 @@ def batch_order(backbone: Backbone, items: Sequence[Any]) -> list[int]:
 
 
 def iter_batches(
-    backbone: Backbone, items: Sequence[Any], where: Sequence[str], *, batch_size: int, num_workers: int
+    backbone: Backbone,
+    items: Sequence[Any],
+    where: Sequence[str],
+    *,
+    batch_size: int,
+    num_workers: int,
+    pin_memory: bool = False,
 ) -> Iterator[Any]:
     """Collated batches of `items`, in order, ready for `backbone.embed`."""
     loader = torch.utils.data.DataLoader(
@@ -58,6 +83,7 @@ def iter_batches(
         collate_fn=backbone.collate,
         persistent_workers=False,
         prefetch_factor=2 if num_workers else None,
+        pin_memory=pin_memory,
     )
     yield from loader
 
@@ -118,6 +144,9 @@ def _run(
     done = 0
     bar = tqdm(total=len(order), desc=f"embedding with {backbone.spec}", unit="item", disable=not progress)
     backbone.module.eval()
+    device = extraction_device()
+    home = next(iter(backbone.module.parameters()), torch.empty(0)).device
+    backbone.module.to(device)
     try:
         with torch.inference_mode():
             for batch in iter_batches(
@@ -126,8 +155,9 @@ def _run(
                 [where[i] for i in order],
                 batch_size=batch_size,
                 num_workers=workers,
+                pin_memory=device.type == "cuda",
             ):
-                emb = backbone.embed(batch).float().cpu().numpy()
+                emb = backbone.embed(to_device(batch, device)).float().cpu().numpy()
                 if writer is not None:
                     writer.write(emb)
                 else:
@@ -140,6 +170,7 @@ def _run(
         raise
     finally:
         bar.close()
+        backbone.module.to(home)  # callers (prediction, fine-tuning) find the backbone where it was
     if writer is not None:
         shard = writer.commit([hashes[i] for i in order])
         return np.load(shard, mmap_mode="r")  # the committed rows, read back lazily: memory stays flat

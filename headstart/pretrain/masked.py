@@ -77,7 +77,7 @@ def train(job: PretrainJob) -> Pretrained:
         lr=s.lr,
         weight_decay=float(o["weight_decay"]),
     )
-    model, optimizer = job.fabric.setup(mlm, optimizer)
+    model, optimizer = job.fabric.setup(_MaskedLoss(mlm), optimizer)
     steps_per_epoch = per_epoch // s.batch_size
     schedule = _Schedule(s.lr, steps_per_epoch * s.epochs, float(o["warmup"]), head_steps)
     special = torch.tensor(sorted(set(tokenizer.all_special_ids)), device=job.fabric.device)
@@ -93,15 +93,34 @@ def train(job: PretrainJob) -> Pretrained:
                 group["lr"] = schedule.lr(step, group.get("name", "encoder"))
             ids, attention = _pad([windows[j] for j in idx.tolist()], pad_id, job.fabric.device)
             inputs, labels = _mask(ids, attention, special, mask_id, vocab, float(o["mask_prob"]), epoch.generator)
-            out = model(input_ids=inputs, attention_mask=attention, labels=labels)
+            batch_loss = model(inputs, attention, labels)
             optimizer.zero_grad(set_to_none=True)
-            job.fabric.backward(out.loss)
+            job.fabric.backward(batch_loss)
             job.fabric.clip_gradients(model, optimizer, max_norm=1.0)
             optimizer.step()
-            loss = float(out.loss.detach())
+            loss = float(batch_loss.detach())
             epoch.log(loss, len(idx), perplexity=math.exp(min(loss, 50.0)))
     backbone.module.eval()
     return Pretrained(backbone, architecture=architecture, history=job.history, notes=notes)
+
+
+class _MaskedLoss(torch.nn.Module):
+    """The masked-LM loss, with the vocabulary head run on the masked positions alone (about 15% of the tokens:
+    the (tokens x vocabulary) logits are the largest tensor of a step) for BERT- and RoBERTa-style heads."""
+
+    def __init__(self, mlm: torch.nn.Module) -> None:
+        super().__init__()
+        self.mlm = mlm
+        self.head = getattr(mlm, "cls", None) or getattr(mlm, "lm_head", None)
+
+    def forward(self, inputs: torch.Tensor, attention: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if self.head is None:
+            return self.mlm(input_ids=inputs, attention_mask=attention, labels=labels).loss
+        encoder = getattr(self.mlm, self.mlm.base_model_prefix)
+        hidden = encoder(input_ids=inputs, attention_mask=attention).last_hidden_state
+        chosen = labels != -100
+        logits = self.head(hidden[chosen])
+        return torch.nn.functional.cross_entropy(logits.float(), labels[chosen])
 
 
 class _Schedule:
