@@ -50,7 +50,14 @@ from headstart import api  # noqa: E402
 from headstart.backbones import create_backbone  # noqa: E402
 from headstart.data import Dataset, load_data, split  # noqa: E402
 from headstart.features import FeatureCache  # noqa: E402
-from headstart.features.extract import batch_order, default_workers, extract_features, iter_batches  # noqa: E402
+from headstart.features.extract import (  # noqa: E402
+    batch_order,
+    default_workers,
+    extract_features,
+    extraction_device,
+    iter_batches,
+    to_device,
+)
 from headstart.heads import LinearHead  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
@@ -80,6 +87,11 @@ def spread(ds: Dataset, n: int) -> Dataset:
 # ----------------------------------------------------------------------------------------------- 1. throughput
 
 
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def throughput(bb, items: list, reps: int, st_encode: bool) -> dict:
     """headstart extraction vs the raw forward on pre-collated batches in headstart's order, interleaved."""
     order = batch_order(bb, items)
@@ -87,11 +99,14 @@ def throughput(bb, items: list, reps: int, st_encode: bool) -> dict:
     batches = list(iter_batches(bb, ordered, [f"#{i}" for i in order], batch_size=BATCH, num_workers=0))
     n = len(items)
 
-    # warm-up (oneDNN primitives, allocator): one small batch through each path
+    # warm-up (oneDNN primitives / CUDA kernels, allocator): a full-size batch through each path
+    device = extraction_device()
+    bb.module.to(device)
     with torch.inference_mode():
-        bb.embed(next(iter(iter_batches(bb, ordered[:4], ["w"] * 4, batch_size=4, num_workers=0))))
+        bb.embed(to_device(batches[0], device))
     if st_encode:
-        bb.module.encode(ordered[:4], batch_size=4, show_progress_bar=False)
+        bb.module.encode(ordered[:BATCH], batch_size=BATCH, show_progress_bar=False, device=str(device))
+    bb.module.to("cpu")
 
     hs_s, raw_s, st_s = [], [], []
     hs_x = raw_x = st_x = None
@@ -118,20 +133,26 @@ def throughput(bb, items: list, reps: int, st_encode: bool) -> dict:
         hs_s.append(time.perf_counter() - t)
         share.append(sum(in_embed) / hs_s[-1])
 
-        bb.module.eval()
+        # the raw forward on the device headstart extracts on (a GPU when there is one), batches moved there
+        bb.module.eval().to(device)
+        _sync(device)
         t = time.perf_counter()
         with torch.inference_mode():
-            outs = [bb.embed(b) for b in batches]
+            outs = [bb.embed(to_device(b, device)) for b in batches]
+            raw_x = torch.cat(outs).float().cpu().numpy()
         raw_s.append(time.perf_counter() - t)
-        raw_x = torch.cat(outs).float().numpy()
 
         if st_encode:
             t = time.perf_counter()
-            st_x = bb.module.encode(items, batch_size=BATCH, show_progress_bar=False, convert_to_numpy=True)
+            st_x = bb.module.encode(
+                items, batch_size=BATCH, show_progress_bar=False, convert_to_numpy=True, device=str(device)
+            )
             st_s.append(time.perf_counter() - t)
+        bb.module.to("cpu")
 
     res = {
         "spec": bb.spec,
+        "device": str(device),
         "n_items": n,
         "batch_size": BATCH,
         "reps": reps,
@@ -503,8 +524,11 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="smaller sizes, fewer repetitions (under ~3 minutes)")
     ap.add_argument("--reps", type=int, default=None, help="repetitions for the throughput timings")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "extract.json")
+    ap.add_argument("--text-n", type=int, default=None, help="BBC articles in the throughput test")
+    ap.add_argument("--image-n", type=int, default=None, help="digits in the throughput test")
     args = ap.parse_args()
     cfg = dict(QUICK if args.quick else FULL)
+    cfg.update({k: v for k, v in (("text_n", args.text_n), ("image_n", args.image_n)) if v})
     if args.reps:
         cfg["text_reps"] = cfg["image_reps"] = args.reps
 

@@ -119,7 +119,7 @@ def fastai_rows(args: argparse.Namespace) -> list[dict[str, Any]] | None:
         item_tfms=Resize(args.size, method="squish"),
         batch_tfms=Normalize.from_stats([0.5] * 3, [0.5] * 3),  # Lite0's normalisation, as headstart uses
     )
-    dls = block.dataloaders(list(range(len(images))), bs=args.batch_size, num_workers=0)
+    dls = block.dataloaders(list(range(len(images))), bs=args.batch_size, num_workers=args.workers)
     lite0 = create_backbone("headstart:efficientnet-lite0").module
     rows = []
     for lr in [float(x) for x in args.fastai_lrs.split(",")]:

@@ -17,6 +17,7 @@ _EXPORTS = {
         "headstart.api",
     ),
     "quickstart": "headstart.quickstart",
+    "pretrain": "headstart.pretrain.run",
     **dict.fromkeys(("rank", "diagnose"), "headstart.api"),
 }
 __all__ = [*_EXPORTS, "__version__"]

@@ -49,6 +49,7 @@ class Augment(str, Enum):
 class Modality(str, Enum):
     text = "text"
     image = "image"
+    audio = "audio"
 
 
 FORMAT = typer.Option(Format.table, "--format", help="table for people, json for machines")
@@ -314,7 +315,9 @@ def backbones(fmt: Format = FORMAT) -> None:
 @app.command()
 def quickstart(
     modality: Modality = typer.Option(
-        Modality.text, "--modality", help="text: BBC News + MiniLM; image: digits + EfficientNet-Lite0"
+        Modality.text,
+        "--modality",
+        help="text: BBC News + MiniLM; image: digits + EfficientNet-Lite0; audio: spoken digits + speech embedding",
     ),
     out: Path = typer.Option(Path("runs/quickstart"), "--out", "-o"),
     budgets: str = typer.Option("4,16,all", "--budgets", help="labels per class to try, comma-separated"),
@@ -337,7 +340,11 @@ def quickstart(
 
 
 # Commands of other capabilities live in their own modules and register themselves on `app` when imported.
-EXTENSIONS: tuple[str, ...] = ("headstart.finetune.commands", "headstart.select.commands")
+EXTENSIONS: tuple[str, ...] = (
+    "headstart.finetune.commands",
+    "headstart.select.commands",
+    "headstart.pretrain.commands",
+)
 
 
 def _load_extensions() -> None:

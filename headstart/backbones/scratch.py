@@ -57,7 +57,9 @@ def options(spec: BackboneSpec) -> dict[str, int]:
             try:
                 out[key] = int(spec.options[key])
             except ValueError:
-                raise BackboneError(f"headstart:{spec.name}: option {key} must be an integer, not {spec.options[key]!r}")
+                raise BackboneError(
+                    f"headstart:{spec.name}: option {key} must be an integer, not {spec.options[key]!r}"
+                ) from None
     if out.get("input", out.get("size", 1)) < 4:
         raise BackboneError(f"headstart:{spec.name}: images must be at least 4 pixels wide")
     return out
@@ -192,5 +194,6 @@ class SmallCNN(nn.Module):
 
 def available() -> list[dict[str, Any]]:
     return [
-        {"spec": f"headstart:{name}", "modality": "image", "offline": True, "note": note} for name, note in NAMES.items()
+        {"spec": f"headstart:{name}", "modality": "image", "offline": True, "note": note}
+        for name, note in NAMES.items()
     ]

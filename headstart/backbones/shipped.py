@@ -26,7 +26,7 @@ NAMES = {
 
 # Further `headstart:` families, each a leaf module with `NAMES: dict[str, str]`, `load(spec) -> Backbone` and
 # `available() -> list[dict]`; imported only when one of their names is asked for or the list is printed.
-EXTENSIONS: tuple[str, ...] = ("headstart.backbones.scratch",)
+EXTENSIONS: tuple[str, ...] = ("headstart.backbones.scratch", "headstart.backbones.audio_shipped")
 
 
 def load(spec: BackboneSpec) -> Backbone:

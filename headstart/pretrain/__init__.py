@@ -9,6 +9,8 @@ stays free of torch.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 _EXPORTS = {
@@ -25,3 +27,16 @@ def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'headstart.pretrain' has no attribute {name!r}")
+
+
+class _CallablePackage(types.ModuleType):
+    """`headstart.pretrain(...)` runs `pretrain(...)`: once this subpackage is imported, Python binds the name
+    `pretrain` on `headstart` to it, shadowing the function that `headstart.pretrain` exports."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from headstart.pretrain.run import pretrain
+
+        return pretrain(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallablePackage

@@ -211,7 +211,9 @@ class Epoch:
         count = float(total[-1])
         row: dict[str, Any] = {"epoch": self.number}
         row.update({k: float(total[i]) / max(count, 1.0) for i, k in enumerate(keys)})
-        row.update({"samples": int(count), "seconds": round(seconds, 3), "samples_per_s": round(count / seconds, 1)})
+        row.update(
+            {"samples": int(count), "seconds": round(seconds, 3), "samples_per_s": round(count / max(seconds, 1e-6), 1)}
+        )
         if self._bar is not None:
             self._bar.set_postfix(loss=f"{row.get('loss', float('nan')):.4f}")
             self._bar.close()
@@ -237,7 +239,8 @@ class Checkpointer:
         if payload is None:
             return 0, []
         if payload["config"] != self.config:
-            changed = sorted(k for k in {**self.config, **payload["config"]} if payload["config"].get(k) != self.config.get(k))
+            now, then = _flatten(self.config), _flatten(payload["config"])
+            changed = sorted(k for k in {**now, **then} if now.get(k) != then.get(k))
             raise PretrainError(
                 f"{self.folder}: the checkpoint was written with other settings ({', '.join(changed)}); "
                 "resume with the same settings, or start over without --resume"
@@ -304,6 +307,16 @@ class Checkpointer:
             f.barrier()
 
 
+def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def read_checkpoint(folder: Path | None) -> dict[str, Any] | None:
     if folder is None or not (folder / CHECKPOINT_STATE).is_file():
         return None
@@ -349,5 +362,49 @@ def image_side(data: Dataset) -> int | None:
 
 def require_image_backbone(backbone: Backbone, method: str) -> ImageBackbone:
     if not isinstance(backbone, ImageBackbone):
-        raise PretrainError(f"{method} pretraining needs an image backbone; {backbone.spec} is a {backbone.modality} one")
+        raise PretrainError(
+            f"{method} pretraining needs an image backbone; {backbone.spec} is a {backbone.modality} one"
+        )
     return backbone
+
+
+def start_backbone(job: PretrainJob, default_architecture: str, method: str) -> tuple[ImageBackbone, str]:
+    """The image backbone to train and the architecture spec to save: `job.backbone` as given (pretrained weights
+    continued, or `?init=random`), else `default_architecture` at random init seeded by the run's seed."""
+    from headstart.backbones.registry import create_backbone
+
+    if job.backbone:
+        backbone = create_backbone(job.backbone)
+        architecture = architecture_of(job.backbone)
+    else:
+        backbone = create_backbone(with_options(default_architecture, init="random", seed=job.settings.seed))
+        architecture = default_architecture
+    return require_image_backbone(backbone, method), architecture
+
+
+def unit_range(backbone: ImageBackbone, x: torch.Tensor) -> torch.Tensor:
+    """Normalised images back to pixel values in [0, 1]."""
+    pre = backbone.image_preprocessing
+    mean = torch.tensor(pre.mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+    std = torch.tensor(pre.std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+    return (x * std + mean).clamp(0, 1)
+
+
+def grid_png(images: torch.Tensor, path: Path, title: str, nrow: int = 8) -> Path:
+    """A grid of images in [0, 1] (B, C, H, W) as a PNG."""
+    from headstart.evaluation.plots import _pyplot, _save
+
+    plt = _pyplot()
+    imgs = images.detach().float().cpu().clamp(0, 1)
+    b, c, h, w = imgs.shape
+    rows = (b + nrow - 1) // nrow
+    canvas = torch.ones(c, rows * (h + 1) + 1, nrow * (w + 1) + 1)
+    for i in range(b):
+        r, k = divmod(i, nrow)
+        canvas[:, 1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + k * (w + 1) : 1 + k * (w + 1) + w] = imgs[i]
+    fig, ax = plt.subplots(figsize=(nrow * 0.6 + 0.4, rows * 0.6 + 0.6))
+    ax.imshow(canvas.permute(1, 2, 0).numpy().squeeze(), cmap="gray" if c == 1 else None, vmin=0, vmax=1)
+    ax.axis("off")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)

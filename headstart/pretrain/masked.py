@@ -34,6 +34,7 @@ OPTIONS: dict[str, Any] = {
     "max_length": 128,  # tokens per training window
     "max_windows": 0,  # at most this many windows per epoch (0: all), for quick runs
     "head_steps": 100,  # continued pretraining: steps that train the new MLM head alone
+    "head_lr_mult": 10.0,  # continued pretraining: the new head learns at lr x this
     "warmup": 0.06,  # fraction of all steps spent warming up the learning rate
     "weight_decay": 0.01,
     # from scratch only
@@ -53,10 +54,12 @@ def train(job: PretrainJob) -> Pretrained:
         backbone, architecture, tokenizer = _scratch(job, texts)
         notes = [f"BERT from scratch: {o['layers']} layers, {o['hidden']}-d, WordPiece vocabulary of {o['vocab_size']}"]
         head_steps = 0
+        head_lr = job.settings.lr
     else:
         backbone, architecture, tokenizer = _continued(job)
         notes = [f"continued masked-LM pretraining of {job.backbone}"]
         head_steps = int(o["head_steps"])
+        head_lr = job.settings.lr * float(o["head_lr_mult"])
     mlm, encoder_params = _mlm_model(backbone)
     windows = _windows(texts, tokenizer, int(o["max_length"]))
     if not windows:
@@ -79,7 +82,7 @@ def train(job: PretrainJob) -> Pretrained:
     )
     model, optimizer = job.fabric.setup(_MaskedLoss(mlm), optimizer)
     steps_per_epoch = per_epoch // s.batch_size
-    schedule = _Schedule(s.lr, steps_per_epoch * s.epochs, float(o["warmup"]), head_steps)
+    schedule = _Schedule(s.lr, head_lr, steps_per_epoch * s.epochs, float(o["warmup"]), head_steps)
     special = torch.tensor(sorted(set(tokenizer.all_special_ids)), device=job.fabric.device)
     mask_id, vocab = int(tokenizer.mask_token_id), int(len(tokenizer))
     pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
@@ -124,17 +127,19 @@ class _MaskedLoss(torch.nn.Module):
 
 
 class _Schedule:
-    """Linear warm-up then linear decay to zero; during the first `head_steps` steps the encoder does not train."""
+    """Linear warm-up then linear decay to zero, the head at its own peak rate; during the first `head_steps`
+    steps the encoder does not train."""
 
-    def __init__(self, lr: float, total: int, warmup: float, head_steps: int) -> None:
-        self.top, self.total, self.head_steps = lr, max(total, 1), min(head_steps, max(total - 1, 0))
+    def __init__(self, lr: float, head_lr: float, total: int, warmup: float, head_steps: int) -> None:
+        self.top = {"encoder": lr, "head": head_lr}
+        self.total, self.head_steps = max(total, 1), min(head_steps, max(total - 1, 0))
         self.warm = max(1, int(round(warmup * self.total)))
 
     def lr(self, step: int, group: str) -> float:
         if group == "encoder" and step < self.head_steps:
             return 0.0
         rise = min(1.0, (step + 1) / self.warm)
-        return self.top * rise * max(0.0, (self.total - step) / max(self.total - self.warm, 1))
+        return self.top[group] * rise * max(0.0, (self.total - step) / max(self.total - self.warm, 1))
 
 
 def _continued(job: PretrainJob) -> tuple[TextBackbone, str, Any]:

@@ -28,7 +28,6 @@ from headstart.pretrain.common import (
     Checkpointer,
     PretrainError,
     PretrainJob,
-    Pretrained,
     Settings,
     read_checkpoint,
 )
@@ -51,6 +50,8 @@ class PretrainResult:
     resumed_at: int | None = None
     evaluation: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    backbone: Any = None  # the trained Backbone, in memory (on rank 0 of a finished run)
+    global_rank: int = 0  # this process's rank in a distributed run; only rank 0 saves and evaluates
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -197,6 +198,8 @@ def pretrain(
         seconds=seconds,
         resumed_at=job.checkpoints.resumed_at,
         notes=notes + list(result.notes),
+        backbone=result.backbone,
+        global_rank=int(fabric.global_rank),
     )
     if job.stopped or fabric.global_rank != 0:
         return outcome

@@ -104,3 +104,16 @@ def test_unreadable_item_names_the_item() -> None:
     bb = create_backbone("headstart:tiny-cnn")
     with pytest.raises(DataError, match=r"item #1: cannot be read"):
         extract_features(bb, [np.zeros((8, 8), np.uint8), np.zeros((2, 2, 7), np.uint8)], cache=False, progress=False)
+
+
+def test_batches_move_to_the_extraction_device_whatever_their_container():
+    import torch
+    from transformers import BatchEncoding
+
+    from headstart.features.extract import to_device
+
+    meta = torch.device("meta")
+    tokens = to_device(BatchEncoding({"input_ids": torch.ones(2, 3, dtype=torch.long)}), meta)
+    assert tokens["input_ids"].device == meta
+    assert to_device([torch.zeros(1), (torch.zeros(2),)], meta)[1][0].device == meta
+    assert to_device(torch.zeros(1), meta).device == meta
