@@ -63,7 +63,11 @@ class ImagePreprocessing:
 
 
 class ImageTransform:
-    """Decode one image item and turn it into a normalised CHW tensor. Picklable, so it runs in DataLoader workers."""
+    """Decode one image item and resize / crop it to a uint8 CHW tensor. Picklable, so it runs in DataLoader workers.
+
+    Scaling and normalisation happen on whole batches, on the device the model runs on (`ImageBackbone.normalize`):
+    uint8 batches are a quarter of the bytes float32 ones are to pass between processes and to a GPU.
+    """
 
     def __init__(self, pre: ImagePreprocessing) -> None:
         from torchvision.transforms import v2
@@ -75,8 +79,6 @@ class ImageTransform:
                 v2.ToImage(),
                 v2.Resize(resize, interpolation=mode, antialias=True),
                 v2.CenterCrop(pre.size),
-                v2.ToDtype(torch.float32, scale=True),
-                v2.Normalize(mean=list(pre.mean), std=list(pre.std)),
             ]
         )
 
@@ -188,8 +190,19 @@ class ImageBackbone(Backbone):
     def collate(self, prepared: Sequence[torch.Tensor]) -> torch.Tensor:
         return torch.stack(list(prepared))
 
+    def normalize(self, batch: torch.Tensor) -> torch.Tensor:
+        """A uint8 batch (as `prepare` + `collate` make it) scaled to [0, 1] and normalised with the backbone's mean
+        and std, on the batch's device; a float batch is taken as normalised already (e.g. after MixUp)."""
+        if batch.dtype != torch.uint8:
+            return batch
+        pre = self.image_preprocessing
+        mean = torch.tensor(pre.mean, device=batch.device).view(1, -1, 1, 1) * 255.0
+        std = torch.tensor(pre.std, device=batch.device).view(1, -1, 1, 1) * 255.0
+        return (batch.float() - mean) / std
+
     def embed(self, batch: torch.Tensor) -> torch.Tensor:
-        return self._forward_embed(self.module, batch.contiguous(memory_format=torch.channels_last))
+        x = self.normalize(batch).contiguous(memory_format=torch.channels_last)
+        return self._forward_embed(self.module, x)
 
     def batch_size_of(self, batch: torch.Tensor) -> int:
         return batch.shape[0]
@@ -197,7 +210,7 @@ class ImageBackbone(Backbone):
     def source_logits(self, batch: torch.Tensor) -> torch.Tensor | None:
         if self._forward_logits is None:
             return None
-        return self._forward_logits(self.module, batch.contiguous(memory_format=torch.channels_last))
+        return self._forward_logits(self.module, self.normalize(batch).contiguous(memory_format=torch.channels_last))
 
 
 class TextBackbone(Backbone):

@@ -1,7 +1,8 @@
 """Training-time augmentation, as per-item transforms that run in DataLoader workers (picklable classes).
 
 Images: torchvision.transforms.v2 — RandomResizedCrop and horizontal flip (`light`), plus TrivialAugmentWide
-(`strong`); MixUp / CutMix act on whole batches (`batch_mix`). Text: word dropout. `none` leaves the backbone's own
+(`strong`); MixUp / CutMix act on whole batches (`batch_mix`). Text: word dropout. Audio: speed/pitch, gain, noise,
+shift and SpecAugment masks (see `audio_augment`). `none` leaves the backbone's own
 evaluation preprocessing. Every item is augmented under its own seed (run seed, epoch, index), so a resumed run sees
 exactly the images an uninterrupted one would, whatever the number of workers.
 """
@@ -34,8 +35,7 @@ class ImageAugment:
             steps.append(v2.RandomHorizontalFlip())
         if config.augment == "strong":
             steps.append(v2.TrivialAugmentWide(interpolation=mode))
-        steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=list(pre.mean), std=list(pre.std))]
-        self._pipeline = v2.Compose(steps)
+        self._pipeline = v2.Compose(steps)  # uint8 out: the backbone normalises whole batches on the device
 
     def __call__(self, item: Any) -> torch.Tensor:
         from headstart.data import load_image
@@ -57,6 +57,10 @@ class WordDropout:
 
 def train_transform(backbone: Backbone, config: AugmentConfig) -> Callable[[Any, int], Any]:
     """A function `(item, item_seed) -> prepared item` for training."""
+    if backbone.modality == "audio":
+        from headstart.finetune.audio_augment import audio_train_transform
+
+        return audio_train_transform(backbone, config.augment) or _Plain(backbone)  # type: ignore[arg-type]
     if config.augment == "none":
         return _Plain(backbone)
     if isinstance(backbone, ImageBackbone):

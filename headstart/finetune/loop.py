@@ -166,8 +166,8 @@ def train(
             set_schedule(optimizer, one_cycle((epoch - stage.first_epoch) * steps + i, stage.epochs * steps, stage))
             x, y = fabric.to_device((x, y))
             targets = [y[:, j] for j in range(y.shape[1])]
-            if mix is not None:
-                x, soft = mix(x, targets[0])
+            if mix is not None:  # MixUp / CutMix blend normalised float images
+                x, soft = mix(backbone.normalize(x), targets[0])
                 targets = [soft]
             loss = objective(model(x), targets)
             optimizer.zero_grad(set_to_none=True)

@@ -155,7 +155,7 @@ class PretrainJob:
                 num_workers=default_workers(backbone) if len(self.data) > 2000 else 0,
             )
         )
-        return self.fabric.to_device(torch.cat(chunks).contiguous())
+        return backbone.normalize(self.fabric.to_device(torch.cat(chunks).contiguous()))
 
 
 class Epoch:
