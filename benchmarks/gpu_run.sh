@@ -3,7 +3,7 @@
 set -uo pipefail
 export PYTHONUNBUFFERED=1
 T0=$(date +%s)
-mkdir -p /tmp/site && python3 .gpu/setup.py /tmp/site || exit 3
+mkdir -p /tmp/site && python3 benchmarks/gpu_setup.py /tmp/site || exit 3
 export PYTHONPATH=$PWD:/tmp/site HF_HUB_OFFLINE=1 HEADSTART_OFFLINE=1 HEADSTART_CACHE=/tmp/hs-cache TOKENIZERS_PARALLELISM=false
 nvidia-smi -L; python3 -c "import torch,timm,transformers,sentence_transformers,lightning;print('torch',torch.__version__,'timm',timm.__version__,'transformers',transformers.__version__,'st',sentence_transformers.__version__,'lightning',lightning.__version__, torch.cuda.get_device_name(0))"
 left() { echo $(( ${BUDGET:-540} - ($(date +%s) - T0) )); }

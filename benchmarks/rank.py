@@ -92,6 +92,40 @@ def held_out_accuracy(ds: Dataset, spec: str, budget: int | None) -> float:
     return float(np.mean(np.asarray(head.predict(x_test)) == np.asarray(test.labels)))
 
 
+def finetuned_accuracy(ds: Dataset, spec: str, budget: int | None, epochs: int) -> float:
+    """Test accuracy after fine-tuning `spec` end to end (strategy finetune) on the same labelled items."""
+    import headstart as hs
+
+    options = {"hflip": False} if ds.modality == "image" else {}
+    model = hs.fit(ds, backbone=spec, labels_per_class=budget, seed=SEED, strategy="finetune", epochs=epochs,
+                   val_size=0.0, baseline=False, progress=False, **options)  # fmt: skip
+    return float(model.metrics["label"]["accuracy"])
+
+
+def self_pretrained(kind: str, ds: Dataset, work: Path) -> tuple[str, ...]:
+    """Backbones pretrained by `headstart pretrain` on the training split's items alone (labels never read)."""
+    import headstart as hs
+
+    pool, _ = split(ds, seed=SEED)
+    pool.targets = {}
+    if kind == "image":
+        runs = {
+            "simclr": dict(method="contrastive", epochs=20),
+            "dcgan": dict(method="gan", epochs=15),
+            "autoencoder": dict(method="autoencoder", epochs=50),
+        }
+    else:  # a small BERT from scratch, tokenizer trained on the articles
+        small = {"layers": 2, "hidden": 128, "heads": 2, "max_windows": 4000}
+        runs = {"bert-scratch": dict(method="masked", epochs=2, lr=5e-4, options=small)}
+    specs = []
+    for name, settings in runs.items():
+        t = time.perf_counter()
+        result = hs.pretrain(pool, out=work / f"{kind}-{name}", seed=SEED, progress=False, **settings)
+        log(f"pretrained {name} on {len(pool)} {kind} items in {time.perf_counter() - t:.0f} s")
+        specs.append(result.spec)
+    return tuple(specs)
+
+
 def tau(xs: list[float | None], ys: list[float]) -> float | None:
     pairs = [(x, y) for x, y in zip(xs, ys) if x is not None]
     if len(pairs) < 2:
@@ -100,7 +134,9 @@ def tau(xs: list[float | None], ys: list[float]) -> float | None:
     return None if np.isnan(t) else round(float(t), 3)
 
 
-def correlation(ds: Dataset, specs: tuple[str, ...], budgets: list[int | None]) -> list[dict]:
+def correlation(
+    ds: Dataset, specs: tuple[str, ...], budgets: list[int | None], finetune_budget: int | None, epochs: int
+) -> list[dict]:
     rows = []
     for budget in budgets:
         t = time.perf_counter()
@@ -108,6 +144,11 @@ def correlation(ds: Dataset, specs: tuple[str, ...], budgets: list[int | None]) 
         wall = time.perf_counter() - t
         by_spec = {r.spec: r for r in ranking.results}
         accuracy = {spec: held_out_accuracy(ds, spec, budget) for spec in specs}
+        tuned: dict[str, float] = {}
+        if budget == finetune_budget and epochs:
+            for spec in specs:
+                tuned[spec] = finetuned_accuracy(ds, spec, budget, epochs)
+                log(f"fine-tuned {spec} @ {budget}/class: {tuned[spec]:.4f}")
         names = list(ranking.results[0].scores)
         row = {
             "data": ds.source,
@@ -120,6 +161,7 @@ def correlation(ds: Dataset, specs: tuple[str, ...], budgets: list[int | None]) 
                 {
                     "spec": spec,
                     "held_out_accuracy": round(accuracy[spec], 4),
+                    **({"finetuned_accuracy": round(tuned[spec], 4)} if tuned else {}),
                     **{n: _round(by_spec[spec].scores[n]) for n in names},
                 }
                 for spec in specs
@@ -127,6 +169,16 @@ def correlation(ds: Dataset, specs: tuple[str, ...], budgets: list[int | None]) 
             "kendall_tau_vs_held_out": {
                 n: tau([by_spec[s].scores[n] for s in specs], [accuracy[s] for s in specs]) for n in names
             },
+            **(
+                {
+                    "finetune_epochs": epochs,
+                    "kendall_tau_vs_finetuned": {
+                        n: tau([by_spec[s].scores[n] for s in specs], [tuned[s] for s in specs]) for n in names
+                    },
+                }
+                if tuned
+                else {}
+            ),
             "loadavg": loadavg(),
         }
         rows.append(row)
@@ -295,6 +347,10 @@ def main() -> None:
     parser.add_argument("--skip-text", action="store_true")
     parser.add_argument("--skip-images", action="store_true")
     parser.add_argument("--skip-diagnose", action="store_true")
+    parser.add_argument("--self-pretrained", action="store_true", help="add backbones from `headstart pretrain`")
+    parser.add_argument("--finetune-budget", type=int, default=20, help="labels/class of the fine-tuned column")
+    parser.add_argument("--finetune-epochs", type=int, default=3, help="0: no fine-tuned column")
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "headstart-bench-rank")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "rank.json")
     args = parser.parse_args()
     budgets: list[int | None] = [5] if args.quick else [5, 20, None]
@@ -307,8 +363,12 @@ def main() -> None:
     if not args.skip_images:
         jobs.append(("image", load_data("samples:digits"), image_specs))
     for kind, ds, specs in jobs:
+        if args.self_pretrained:
+            specs = specs + self_pretrained(kind, ds, args.work)
         result[f"{kind}_extract_s"] = warm(ds, specs)
-        result[f"{kind}_scores_vs_accuracy"] = correlation(ds, specs, budgets)
+        result[f"{kind}_scores_vs_accuracy"] = correlation(
+            ds, specs, budgets, args.finetune_budget, args.finetune_epochs
+        )
         result[f"{kind}_rank_time_cached"] = timing(ds, specs, reps=1 if args.quick else 3)
     if not args.skip_diagnose:
         result["diagnose_digits"] = diagnose_digits(permutations=200 if args.quick else 500)
@@ -327,13 +387,20 @@ def report(result: dict) -> None:
         for row in result.get(f"{kind}_scores_vs_accuracy", []):
             budget = row["labels_per_class"] or "all"
             print(f"\n{row['data']}, {budget} labels/class ({row['n_scored']} scored items)")
-            names = [k for k in row["backbones"][0] if k not in ("spec", "held_out_accuracy")]
-            print(f"  {'backbone':44} {'held-out':>9} " + " ".join(f"{n[:9]:>9}" for n in names))
+            names = [k for k in row["backbones"][0] if k not in ("spec", "held_out_accuracy", "finetuned_accuracy")]
+            tuned = "finetuned_accuracy" in row["backbones"][0]
+            head = f"  {'backbone':44} {'held-out':>9} " + (f"{'finetuned':>9} " if tuned else "")
+            print(head + " ".join(f"{n[:9]:>9}" for n in names))
             for b in row["backbones"]:
                 cells = " ".join(f"{'-' if b[n] is None else format(b[n], '.4f'):>9}" for n in names)
-                print(f"  {b['spec']:44} {b['held_out_accuracy']:>9.4f} {cells}")
+                ft = f"{b['finetuned_accuracy']:>9.4f} " if tuned else ""
+                print(f"  {b['spec'][-44:]:44} {b['held_out_accuracy']:>9.4f} {ft}{cells}")
+            pad = f"{'':>9} " + (f"{'':>9} " if tuned else "")
             taus = row["kendall_tau_vs_held_out"]
-            print(f"  {'Kendall tau vs held-out':44} {'':>9} " + " ".join(f"{_fmt(taus[n]):>9}" for n in names))
+            print(f"  {'Kendall tau vs held-out':44} {pad}" + " ".join(f"{_fmt(taus[n]):>9}" for n in names))
+            if tuned:
+                taus = row["kendall_tau_vs_finetuned"]
+                print(f"  {'Kendall tau vs fine-tuned':44} {pad}" + " ".join(f"{_fmt(taus[n]):>9}" for n in names))
             print(f"  recommended {row['recommended']}; best held-out {row['best_held_out']}")
         for t in result.get(f"{kind}_rank_time_cached", []):
             print(

@@ -13,14 +13,29 @@ from typing import Any
 
 import numpy as np
 
+from headstart.backbones.registry import DEFAULT_BACKBONES, default_backbone
 from headstart.data import Dataset, load_data, split
+from headstart.evaluation.runs import build_report as _report
+from headstart.evaluation.runs import evaluate_model as _evaluate
+from headstart.evaluation.runs import save_run
+from headstart.evaluation.runs import summary as _summary
+from headstart.evaluation.runs import write_outputs as _write_outputs
 from headstart.model import TransferModel, as_dataset
 
-DEFAULT_BACKBONES = {"text": "st:all-MiniLM-L6-v2", "image": "headstart:efficientnet-lite0"}
-
-
-def default_backbone(modality: str) -> str:
-    return DEFAULT_BACKBONES[modality]
+__all__ = [
+    "DEFAULT_BACKBONES",
+    "backbones",
+    "default_backbone",
+    "diagnose",
+    "embed",
+    "evaluate",
+    "fit",
+    "load",
+    "load_dataset",
+    "predict",
+    "rank",
+    "save_run",
+]
 
 
 def load_dataset(
@@ -270,60 +285,6 @@ def diagnose(
     ds = load_dataset(data, text_column=text_column, label_columns=label_columns, strict=strict)
     other = None if target is None else load_dataset(target, modality=ds.modality, text_column=text_column)
     return run(ds, target=other, backbone=backbone or default_backbone(ds.modality), out=out, **options)
-
-
-def save_run(model: TransferModel, out: str | Path, metrics: dict[str, Any]) -> Path:
-    """The bundle plus its report and plots, in one folder."""
-    out = Path(out)
-    model.save(out)
-    _write_outputs(out, model.report, metrics)
-    return out
-
-
-def _write_outputs(out: Path, report: dict[str, Any], metrics: dict[str, Any]) -> None:
-    from headstart.evaluation import write_report
-    from headstart.evaluation.plots import confusion_png
-
-    out.mkdir(parents=True, exist_ok=True)
-    for task, m in metrics.items():
-        name = "confusion.png" if len(metrics) == 1 else f"confusion-{task}.png"
-        acc = f"accuracy {m['accuracy']:.3f}, n={m['n']}"
-        confusion_png(m["confusion"], m["labels"], out / name, f"{report['title']}\n{task}: {acc}")
-        report["tasks"][task]["confusion_png"] = name
-    write_report(out, report)
-
-
-def _evaluate(model: TransferModel, ds: Dataset, x: np.ndarray) -> dict[str, Any]:
-    from headstart.evaluation import classification_metrics
-
-    out = {}
-    for task, head in model.heads.items():
-        labels = [str(c) for c in head.classes_]
-        extra = sorted(set(ds.targets[task]) - set(labels))
-        out[task] = classification_metrics(ds.targets[task], model.predict(ds, task=task, features=x), labels + extra)
-    return out
-
-
-def _summary(m: dict[str, Any]) -> dict[str, Any]:
-    return {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "n": m["n"]}
-
-
-def _report(model: TransferModel, ds: Dataset, head: str, metrics: dict, timing: dict, *, title: str) -> dict[str, Any]:
-    info = model.data_info
-    report = {
-        "title": title,
-        "backbone": model.backbone_spec,
-        "head": head or ", ".join(sorted({h.kind for h in model.heads.values()})),
-        "data": ds.source,
-        "fingerprint": ds.fingerprint(),
-        "tasks": metrics,
-        "timing_s": timing,
-        "skipped": [str(i) for i in ds.issues],
-    }
-    for key in ("seed", "labels_per_class", "n_train", "n_test"):
-        if key in info and not title.startswith("evaluate"):
-            report[key] = info[key]
-    return report
 
 
 def _concat(a: Dataset, b: Dataset) -> Dataset:

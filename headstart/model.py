@@ -74,19 +74,28 @@ def as_dataset(inputs: Any, modality: str) -> Any:
     if isinstance(inputs, Dataset):
         return inputs
     if isinstance(inputs, (str, Path)) and (Path(inputs).exists() or str(inputs).startswith("samples:")):
-        if not (modality == "text" and Path(inputs).suffix == ".txt"):
+        if not (modality == "text" and Path(inputs).suffix == ".txt") and not _audio_file(inputs, modality):
             return load_data(inputs, modality=modality or None)
-    if isinstance(inputs, (str, Path, np.ndarray)) and not (isinstance(inputs, np.ndarray) and inputs.ndim >= 3):
+    batch_ndim = 2 if modality == "audio" else 3  # N waveforms, or N images
+    if isinstance(inputs, (str, Path, np.ndarray)) and not (
+        isinstance(inputs, np.ndarray) and inputs.ndim >= batch_ndim
+    ):
         inputs = [inputs]
     items: Sequence[Any] = list(inputs)
     if modality == "text":
         items = [Path(i).read_text(encoding="utf-8") if _is_text_file(i) else str(i) for i in items]
-    elif modality == "image":
+    elif modality in ("image", "audio"):
         items = [Path(i) if isinstance(i, str) else i for i in items]
     ds = from_arrays(items, modality=modality or None)
     if all(isinstance(i, Path) for i in items):  # name files by their path, not by position
         ds.where = [str(i) for i in items]
     return ds
+
+
+def _audio_file(item: Any, modality: str) -> bool:
+    from headstart.data.audio import AUDIO_EXTENSIONS
+
+    return modality == "audio" and Path(item).is_file() and Path(item).suffix.lower() in AUDIO_EXTENSIONS
 
 
 def _is_text_file(item: Any) -> bool:

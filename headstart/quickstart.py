@@ -2,6 +2,8 @@
 
 text:  samples:bbc-news (2,225 BBC articles, 5 classes) with st:all-MiniLM-L6-v2, baseline TF-IDF + logistic regression
 image: samples:digits (1,797 8x8 digits, 10 classes) with headstart:efficientnet-lite0, baseline raw pixels + LR
+audio: samples:spoken-digits (320 espeak-ng clips, 10 classes, test voices held out) with headstart:speech-embedding,
+       baseline log-mel + LR
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from headstart import api
 DEFAULTS = {
     "text": ("samples:bbc-news", "st:all-MiniLM-L6-v2"),
     "image": ("samples:digits", "headstart:efficientnet-lite0"),
+    "audio": ("samples:spoken-digits", "headstart:speech-embedding"),
 }
 
 
@@ -100,6 +103,7 @@ def quickstart(
         "backbone": backbone,
         "baseline": model.report["tasks"]["label"]["baseline"]["name"],
         "seed": seed,
+        "split": "75/25, whole groups (voices) held out for test" if ds.groups is not None else "stratified 75/25",
         "budgets": rows,
         "examples": examples,
         "model": str(out / "model"),
@@ -137,7 +141,7 @@ def _markdown(result: dict[str, Any]) -> str:
     lines = [
         f"# {result['title']}",
         "",
-        f"Seed {result['seed']}; the same stratified 75/25 split for every budget; baseline: {result['baseline']}.",
+        f"Seed {result['seed']}; the same {result['split']} split for every budget; baseline: {result['baseline']}.",
         "",
         "| labels/class | n train | n test | pretrained acc. | baseline acc. | pretrained F1 | baseline F1 |",
         "|---|---|---|---|---|---|---|",

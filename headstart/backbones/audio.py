@@ -62,7 +62,7 @@ class AudioTransform:
 
 
 class AudioBackbone(Backbone):
-    """An audio encoder: `forward_embed(module, batch)` maps a collated batch (by default (B, N) waveforms) to (B, D)."""
+    """An audio encoder: `forward_embed(module, batch)` maps a collated batch (default: (B, N) waveforms) to (B, D)."""
 
     modality = "audio"
 
@@ -136,9 +136,10 @@ class LogMel(nn.Module):
         self.register_buffer("mel", torch.from_numpy(mel_filterbank(sample_rate, n_fft, n_mels)), persistent=False)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        spec = torch.stft(
-            wave.float(), self.n_fft, self.hop, window=self.window, center=True, return_complex=True
-        ).abs() ** 2
+        spec = (
+            torch.stft(wave.float(), self.n_fft, self.hop, window=self.window, center=True, return_complex=True).abs()
+            ** 2
+        )
         return torch.log(torch.matmul(self.mel, spec).clamp(min=1e-5))
 
 
@@ -158,7 +159,10 @@ class SpecAugment(nn.Module):
             return x
         b, f, t = x.shape
         keep = torch.ones(b, f, t, dtype=torch.bool, device=x.device)
-        for n, width, size, axis in ((self.freq_masks, self.freq_width, f, 1), (self.time_masks, self.time_width, t, 2)):
+        for n, width, size, axis in (
+            (self.freq_masks, self.freq_width, f, 1),
+            (self.time_masks, self.time_width, t, 2),
+        ):
             for _ in range(n):
                 w = torch.randint(0, width + 1, (b,), device=x.device)
                 start = (torch.rand(b, device=x.device) * (size - w).clamp(min=1)).long()

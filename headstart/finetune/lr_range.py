@@ -49,7 +49,7 @@ def lr_find(
     ds = data if isinstance(data, Dataset) else load_data(data)
     train, _ = split(ds, test_size=test_size, seed=seed, labels_per_class=labels_per_class)
     if backbone is None:
-        from headstart.api import default_backbone
+        from headstart.backbones.registry import default_backbone
 
         backbone = default_backbone(ds.modality)
     bb = create_backbone(backbone)

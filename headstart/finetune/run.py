@@ -117,7 +117,7 @@ def finetune(
 
 
 def _default_backbone(modality: str) -> str:
-    from headstart.api import default_backbone
+    from headstart.backbones.registry import default_backbone
 
     return default_backbone(modality)
 
@@ -149,18 +149,17 @@ def _evaluate(
     batch_size: int,
     progress: bool,
 ) -> dict[str, Any]:
-    from headstart import api
-    from headstart.evaluation import classification_metrics
+    from headstart.evaluation import classification_metrics, runs
     from headstart.evaluation.baselines import baseline_name, baseline_predict
     from headstart.features import extract_features
 
     x_test = extract_features(model.backbone, test, batch_size=batch_size, cache=False, progress=progress)
-    metrics = api._evaluate(model, test, x_test)
+    metrics = runs.evaluate_model(model, test, x_test)
     if baseline:
         for task in tasks:
             pred = baseline_predict(train, test, task, seed=seed)
             base = classification_metrics(test.targets[task], pred, metrics[task]["labels"])
-            metrics[task]["baseline"] = {"name": baseline_name(test.modality), **api._summary(base)}
+            metrics[task]["baseline"] = {"name": baseline_name(test.modality), **runs.summary(base)}
     return metrics
 
 
@@ -173,13 +172,13 @@ def _finish(
     config: FinetuneConfig,
     folder: Path | None,
 ) -> None:
-    from headstart import api
+    from headstart.evaluation import runs
     from headstart.finetune.outputs import CURVE_FILE, METRICS_FILE, learning_curve_png
 
     s = config.strategy.strategy
-    model.metrics = {task: api._summary(m) for task, m in metrics.items()}
+    model.metrics = {task: runs.summary(m) for task, m in metrics.items()}
     title = f"fine-tune ({s}): {ds.source} with {model.backbone_spec}"
-    model.report = api._report(model, ds, config.head.head, metrics, timing, title=title)
+    model.report = runs.build_report(model, ds, config.head.head, metrics, timing, title=title)
     model.report["strategy"] = s
     model.report["finetune"] = {
         "strategy": s,
@@ -194,4 +193,4 @@ def _finish(
     if folder is not None:
         learning_curve_png(result.history, folder / CURVE_FILE, title, result.best_epoch)
         model.report["finetune"].update({"metrics_csv": METRICS_FILE, "learning_curve_png": CURVE_FILE})
-        api.save_run(model, folder, metrics)
+        runs.save_run(model, folder, metrics)

@@ -15,7 +15,7 @@ from headstart.errors import DataError
 
 
 def test_samples_are_described() -> None:
-    assert set(SAMPLES) == {"digits", "bbc-news"}
+    assert set(SAMPLES) == {"digits", "bbc-news", "spoken-digits"}
     assert all(isinstance(text, str) and "\n" not in text for text in SAMPLES.values())
 
 
@@ -43,7 +43,8 @@ def test_unknown_sample_lists_the_known_ones() -> None:
     with pytest.raises(DataError) as err:
         load_data("samples:mnist")
     assert str(err.value) == (
-        "samples:mnist: unknown sample data set; the known ones are: samples:digits, samples:bbc-news"
+        "samples:mnist: unknown sample data set; the known ones are: samples:digits, samples:bbc-news, "
+        "samples:spoken-digits"
     )
     with pytest.raises(DataError, match="samples:digits is a sample data set; label_columns=\\['y'\\] can only"):
         load_data("samples:digits", label_columns=["y"])

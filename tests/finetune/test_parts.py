@@ -124,3 +124,22 @@ def test_batchnorm_statistics_freeze_for_pretrained_weights_only():
     net.set_train_mode()
     assert net.freeze_bn and not any(m.training for m in net.encoder.modules() if isinstance(m, torch.nn.BatchNorm2d))
     assert net.heads[0][0].training  # the head's own normalisation still learns its statistics
+
+
+def test_validation_holds_out_whole_groups_when_items_have_groups():
+    from headstart.data import Dataset
+    from headstart.finetune.data import carve_validation
+
+    n = 120
+    ds = Dataset(
+        modality="text",
+        items=[f"item {i}" for i in range(n)],
+        targets={"label": [str(i % 3) for i in range(n)]},
+        where=[f"#{i}" for i in range(n)],
+        source="grouped",
+        groups=[f"voice{i % 12}" for i in range(n)],
+    )
+    train, val = carve_validation(ds, 0.2, seed=0)
+    assert val is not None and len(train) + len(val) == n
+    assert not set(train.groups) & set(val.groups)  # no voice on both sides
+    assert set(val.labels) == {"0", "1", "2"}
