@@ -7,6 +7,10 @@ pretrained one). Views are made on whole batches on the device: a random affine 
 aspect 1/`aspect`..`aspect`, rotation up to `rotate` degrees, shift up to `shift` of the side), contrast/brightness
 jitter and pixel noise — no flips by default (`flip=true` turns them on: a mirrored digit is another symbol).
 Negatives are the other items of each process's batch. Learning rate: cosine decay after a linear warm-up epoch.
+
+Audio (`headstart:logmel-cnn` by default, or any audio backbone): each view is the clip with fine-tuning's audio
+augmentation at level `audio_level` (speed/pitch, gain, noise at a random SNR, time shift; each item seeded from the
+epoch's generator) and, for log-mel backbones, SpecAugment masks while training.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from torch.nn import functional as F
 
 from headstart.pretrain.common import Pretrained, PretrainError, PretrainJob, start_backbone
 
-MODALITIES = ("image",)
+MODALITIES = ("image", "audio")
 OPTIONS: dict[str, object] = {
     "temperature": 0.2,
     "proj_dim": 64,
@@ -31,9 +35,11 @@ OPTIONS: dict[str, object] = {
     "noise": 0.05,
     "flip": False,
     "weight_decay": 1e-4,
+    "audio_level": "strong",  # audio: the augmentation level of each view (light or strong)
 }
 DEFAULTS: dict[str, object] = {"epochs": 30, "batch_size": 256, "lr": 2e-3}
 DEFAULT_ARCHITECTURE = "headstart:cnn?size=16&width=32"
+DEFAULT_AUDIO_ARCHITECTURE = "headstart:logmel-cnn"
 
 
 class SimCLRNet(nn.Module):
@@ -92,6 +98,8 @@ def train(job: PretrainJob) -> Pretrained:
     o = job.options
     if o["temperature"] <= 0 or not 0 < o["scale_min"] <= 1:
         raise PretrainError("contrastive: temperature must be positive and scale_min lie in (0, 1]")
+    if job.data.modality == "audio":
+        return _train_audio(job)
     backbone, architecture = start_backbone(job, DEFAULT_ARCHITECTURE, "contrastive")
     net = SimCLRNet(backbone.module, backbone.embed, backbone.embed_dim, int(o["proj_dim"]))
     optimizer = torch.optim.AdamW(net.parameters(), lr=job.settings.lr, weight_decay=float(o["weight_decay"]))
@@ -122,6 +130,65 @@ def train(job: PretrainJob) -> Pretrained:
         architecture=architecture,
         history=job.history,
         notes=[f"SimCLR, temperature {o['temperature']}; projection head ({o['proj_dim']}-d) discarded"],
+    )
+
+
+def _train_audio(job: PretrainJob) -> Pretrained:
+    """SimCLR on clips: two independently augmented views of each clip, NT-Xent, projection head discarded."""
+    from headstart.backbones.audio import AudioBackbone, spec_augment_config
+    from headstart.backbones.registry import create_backbone
+    from headstart.finetune.audio_augment import LEVELS, AudioAugment
+    from headstart.pretrain.common import architecture_of, with_options
+
+    o = job.options
+    level = str(o["audio_level"])
+    if level not in LEVELS:
+        raise PretrainError(f"contrastive: audio_level must be one of {', '.join(LEVELS)}, not {level!r}")
+    if job.backbone:
+        backbone, architecture = create_backbone(job.backbone), architecture_of(job.backbone)
+    else:
+        spec = with_options(DEFAULT_AUDIO_ARCHITECTURE, init="random", seed=job.settings.seed)
+        backbone, architecture = create_backbone(spec), DEFAULT_AUDIO_ARCHITECTURE
+    if not isinstance(backbone, AudioBackbone):
+        raise PretrainError(f"contrastive pretraining on audio needs an audio backbone; {backbone.spec} is not one")
+    net = SimCLRNet(backbone.module, backbone.embed, backbone.embed_dim, int(o["proj_dim"]))
+    optimizer = torch.optim.AdamW(net.parameters(), lr=job.settings.lr, weight_decay=float(o["weight_decay"]))
+    model, optimizer = job.fabric.setup(net, optimizer)
+    masks = backbone.spec_augment
+    if masks is not None:
+        masks.configure(*spec_augment_config(level))
+    view = AudioAugment(backbone, level)
+    clips = job.data.items
+    steps = max(1, len(clips) // job.settings.batch_size)
+    total = job.settings.epochs * steps
+    model.train()
+    try:
+        for epoch in job.loop({"simclr": net}, {"adamw": optimizer}):
+            batches = epoch.batches(len(clips))
+            for i, idx in enumerate(epoch.track(batches)):
+                step = epoch.index * len(batches) + i
+                for group in optimizer.param_groups:
+                    group["lr"] = job.settings.lr * _schedule(step, steps, total)
+                rows = idx.tolist()
+                seeds = torch.randint(2**31 - 1, (2 * len(rows),), generator=epoch.generator, device=idx.device)
+                seeds = seeds.tolist()
+                waves = [view(clips[j], seeds[k]) for k, j in enumerate(rows)]
+                waves += [view(clips[j], seeds[len(rows) + k]) for k, j in enumerate(rows)]
+                batch = job.fabric.to_device(backbone.collate(waves))
+                loss = nt_xent(model(batch), float(o["temperature"]))
+                optimizer.zero_grad(set_to_none=True)
+                job.fabric.backward(loss)
+                optimizer.step()
+                epoch.log(loss.item(), len(rows))
+    finally:
+        if masks is not None:
+            masks.configure(*spec_augment_config("none"))
+    net.eval()
+    return Pretrained(
+        backbone,
+        architecture=architecture,
+        history=job.history,
+        notes=[f"SimCLR on audio ({level} augmentation per view), temperature {o['temperature']}"],
     )
 
 
