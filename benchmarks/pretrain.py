@@ -143,8 +143,8 @@ def figure(table: list[dict[str, Any]], path: Path, meta: dict[str, Any]) -> Non
         f"test accuracy, linear probe, {meta['labels_per_class']} labels/class (mean ± std, {meta['seeds']} seeds)"
     )
     ax.set_title("samples:digits: pretraining on the unlabelled training split", fontsize=10)
-    for i, m in enumerate(means):
-        ax.text(m + 0.003, i, f"{m:.3f}", va="center", fontsize=8)
+    for i, (m, sd) in enumerate(zip(means, stds)):
+        ax.text(m + sd + 0.004, i, f"{m:.3f}", va="center", fontsize=8)  # right of the error bar
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
