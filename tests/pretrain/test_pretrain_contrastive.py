@@ -51,5 +51,5 @@ def test_text_data_is_refused(tmp_path):
     from headstart.data import from_arrays
 
     texts = from_arrays(["the market fell", "the team won"] * 4, modality="text")
-    with pytest.raises(HeadstartError, match="contrastive pretraining works on image data; .* is text data"):
+    with pytest.raises(HeadstartError, match="contrastive pretraining works on image or audio data; .* is text data"):
         pretrain(texts, method="contrastive", out=tmp_path / "x", **FAST)
