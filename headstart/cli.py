@@ -16,10 +16,22 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    help="Transfer learning with pretrained models: extract features, fit a head, evaluate, predict.",
+    help="Transfer learning with pretrained models: pretrain, embed, fit a head or fine-tune, evaluate, predict.",
 )
-console = Console()
-err = Console(stderr=True)
+
+
+def _console(stderr: bool = False) -> Console:
+    """Rich's own width on a terminal; piped to a file or a log, 160 columns rather than rich's 80, so wide tables
+    (rank's) stay readable. COLUMNS, when set, wins."""
+    import os
+
+    stream = sys.stderr if stderr else sys.stdout
+    piped = not stream.isatty() and "COLUMNS" not in os.environ
+    return Console(stderr=stderr, width=160 if piped else None)
+
+
+console = _console()
+err = _console(stderr=True)
 
 
 class Format(str, Enum):
