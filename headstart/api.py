@@ -192,14 +192,21 @@ def evaluate(
     label_columns: list[str] | None = None,
     strict: bool = False,
     progress: bool = True,
+    noise_snr: float | None = None,
 ) -> dict[str, Any]:
-    """Metrics of a fitted model on every labelled item of `data` (no split): a report dict, saved when `out` is set."""
+    """Metrics of a fitted model on every labelled item of `data` (no split): a report dict, saved when `out` is set.
+    Audio only: `noise_snr` adds white noise at that SNR (dB, seeded per item) to every clip, a robustness check."""
     from headstart.errors import DataError
 
     model = load(model) if not isinstance(model, TransferModel) else model
     ds = load_dataset(
         data, modality=model.modality, text_column=text_column, label_columns=label_columns, strict=strict
     )
+    if noise_snr is not None:
+        from headstart.data.audio import with_noise
+
+        rate = getattr(getattr(model.backbone, "audio_preprocessing", None), "sample_rate", 16_000)
+        ds = with_noise(ds, noise_snr, sample_rate=rate)
     missing = [t for t in model.tasks if t not in ds.targets]
     if missing:
         raise DataError(

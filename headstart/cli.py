@@ -247,6 +247,7 @@ def evaluate(
     text_column: str = TEXT_COLUMN,
     label_column: list[str] = LABEL_COLUMNS,
     strict: bool = STRICT,
+    noise_snr: float = typer.Option(None, "--noise-snr", help="audio: add white noise at this SNR (dB) to every clip"),
     fmt: Format = FORMAT,
 ) -> None:
     """Evaluate a saved model on labelled data: accuracy, macro-F1, per-class precision/recall, confusion matrix."""
@@ -260,6 +261,7 @@ def evaluate(
         label_columns=label_column or None,
         strict=strict,
         progress=fmt == Format.table,
+        noise_snr=noise_snr,
     )
     if fmt == Format.json:
         return _emit(fmt, report)

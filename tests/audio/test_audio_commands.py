@@ -47,6 +47,15 @@ def test_predict_evaluate_embed(probe_dir: Path, tones_dir: Path, tmp_path: Path
     assert manifest["backbone"]["modality"] == "audio" and manifest["backbone"]["preprocessing"]["kind"] == "audio"
 
 
+def test_evaluate_under_test_time_noise(probe_dir: Path, tones_dir: Path) -> None:
+    code, text = run("evaluate", probe_dir, tones_dir, "--noise-snr", "-10", "--format", "json")
+    assert code == 0, text
+    report = json.loads(text)
+    assert "noise -10 dB" in report["data"] and report["tasks"]["label"]["n"] == 20
+    clean = json.loads(run("evaluate", probe_dir, tones_dir, "--format", "json")[1])
+    assert report["tasks"]["label"]["accuracy"] <= clean["tasks"]["label"]["accuracy"]
+
+
 def test_bad_audio_is_one_line_error(probe_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "x.wav").write_text("junk")
