@@ -122,3 +122,21 @@ def test_tuned_weights_reload_with_the_preprocessing_they_were_trained_under(run
     backbone = hs.load(copy).backbone
     assert backbone.image_preprocessing.size == 40 and backbone.image_preprocessing.mean == (0.1, 0.2, 0.3)
     assert backbone.prepare(np.zeros((8, 8), np.uint8)).shape == (3, 40, 40)
+
+
+def test_bf16_mixed_precision_trains_and_saves_float32_weights(tmp_path):
+    from safetensors.torch import load_file
+
+    from headstart.data import from_arrays
+    from tests.finetune.ft_helpers import digit_images
+
+    images, labels = digit_images(6)
+    model = finetune(from_arrays(images, labels), backbone=TINY_CNN, epochs=2, lr=3e-2, precision="bf16-mixed",
+                     out=tmp_path / "bf16", **FAST)  # fmt: skip
+    assert model.report["finetune"]["config"]["distributed"]["precision"] == "bf16-mixed"
+    history = model.report["finetune"]["history"]
+    assert all(np.isfinite(r["train_loss"]) for r in history)
+    weights = load_file(str(tmp_path / "bf16" / "backbone.safetensors"))
+    assert {v.dtype for v in weights.values() if v.is_floating_point()} == {torch.float32}  # Fabric keeps fp32 masters
+    loaded = hs.load(tmp_path / "bf16")
+    np.testing.assert_allclose(loaded.predict_proba(images[:4]), model.predict_proba(images[:4]), atol=1e-5)
