@@ -24,11 +24,25 @@ HEAD_WEIGHTS = "heads.safetensors"
 BACKBONE_WEIGHTS = "backbone.safetensors"  # only when the backbone itself was trained (fine-tuning)
 
 
+LIBRARIES = (
+    "headstart",
+    "torch",
+    "torchvision",
+    "timm",
+    "transformers",
+    "sentence-transformers",
+    "scikit-learn",
+    "lightning",
+    "peft",
+)
+
+
 def library_versions() -> dict[str, str]:
+    """Versions of the libraries a saved model or backbone was made with (those installed)."""
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for name in ("headstart", "torch", "torchvision", "timm", "transformers", "sentence-transformers", "scikit-learn"):
+    for name in LIBRARIES:
         try:
             out[name] = version(name)
         except PackageNotFoundError:

@@ -217,6 +217,7 @@ class TextBackbone(Backbone):
     """A text encoder: `tokenize(texts)` gives a dict of tensors, `forward_embed(module, tokens)` gives (B, D)."""
 
     modality = "text"
+    tokenizer: Any = None  # the Hugging Face tokenizer behind `tokenize`, where there is one (masked-LM pretraining)
 
     def __init__(
         self,

@@ -53,7 +53,7 @@ def load(spec: BackboneSpec) -> TextBackbone:
         model.max_seq_length = int(spec.options["max_length"])
     weights = sorted(Path(where).glob("*.safetensors")) if local else []
     weights_id = "random-seed0" if spec.random_init else (file_weights_id(*weights) if weights else f"hub:{where}")
-    return TextBackbone(
+    backbone = TextBackbone(
         str(spec),
         model,
         embed_dim=int(getattr(model, "get_embedding_dimension", model.get_sentence_embedding_dimension)()),
@@ -62,6 +62,8 @@ def load(spec: BackboneSpec) -> TextBackbone:
         tokenize=getattr(model, "preprocess", model.tokenize),
         forward_embed=_st_embed,
     )
+    backbone.tokenizer = model.tokenizer
+    return backbone
 
 
 def _st_embed(model: torch.nn.Module, tokens: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -205,8 +205,8 @@ def _scratch(job: PretrainJob, texts: list[str]) -> tuple[TextBackbone, str, Any
 
 
 def tokenizer_of(backbone: Backbone) -> Any:
-    """The Hugging Face tokenizer behind a text backbone (hf: keeps it on the backbone, st: on its module)."""
-    return getattr(backbone, "tokenizer", None) or getattr(backbone.module, "tokenizer", None)
+    """The Hugging Face tokenizer behind a text backbone (None for a backbone without one)."""
+    return getattr(backbone, "tokenizer", None)
 
 
 def _mlm_model(backbone: TextBackbone) -> tuple[torch.nn.Module, list[torch.nn.Parameter]]:

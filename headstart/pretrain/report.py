@@ -22,6 +22,7 @@ def save_run(out: Path, result: Pretrained, config: dict[str, Any], outcome: Any
     from safetensors.torch import save_model
 
     from headstart.backbones.local_source import backbone_section
+    from headstart.bundle import library_versions
     from headstart.paths import atomic_dir
     from headstart.pretrain.run import FORMAT, MANIFEST, WEIGHTS
 
@@ -47,7 +48,7 @@ def save_run(out: Path, result: Pretrained, config: dict[str, Any], outcome: Any
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "backbone": backbone_section(result.backbone, architecture=result.architecture, weights_file=WEIGHTS),
         "pretrain": section,
-        "versions": _versions(),
+        "versions": library_versions(),
     }
     keep = {p.name: p for p in out.iterdir()} if out.is_dir() else {}
     with atomic_dir(out) as tmp:
@@ -129,15 +130,3 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return "" if value is None else str(value)
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for name in ("headstart", "torch", "torchvision", "timm", "transformers", "lightning"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    return out
