@@ -150,7 +150,7 @@ def _run(
     backbone.module.eval()
     device = extraction_device()
     home = next(iter(backbone.module.parameters()), torch.empty(0)).device
-    backbone.module.to(device)
+    backbone.place(device)
     try:
         with torch.inference_mode():
             for batch in iter_batches(
@@ -174,7 +174,7 @@ def _run(
         raise
     finally:
         bar.close()
-        backbone.module.to(home)  # callers (prediction, fine-tuning) find the backbone where it was
+        backbone.place(home)  # callers (prediction, fine-tuning) find the backbone where it was
     if writer is not None:
         shard = writer.commit([hashes[i] for i in order])
         return np.load(shard, mmap_mode="r")  # the committed rows, read back lazily: memory stays flat

@@ -6,7 +6,7 @@ The batch order of epoch `e` depends only on (seed, e), and each process of a di
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,17 +68,35 @@ def item_seed(seed: int, epoch: int, index: int) -> int:
 
 
 class TrainItems(torch.utils.data.Dataset):
-    """Items augmented under their own seed; `epoch` is set before each epoch's DataLoader is built."""
+    """Items augmented under their own seed. Keys are `(epoch, index)` pairs (see `EpochBatches`), so one
+    DataLoader, its workers kept alive, serves every epoch."""
 
     def __init__(self, items: list[Any], labels: np.ndarray, transform: Callable[[Any, int], Any], seed: int) -> None:
         self.items, self.labels, self.transform, self.seed = items, labels, transform, seed
-        self.epoch = 0
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, i: int) -> tuple[Any, np.ndarray]:
-        return self.transform(self.items[i], item_seed(self.seed, self.epoch, i)), self.labels[i]
+    def __getitem__(self, key: tuple[int, int]) -> tuple[Any, np.ndarray]:
+        epoch, i = key
+        return self.transform(self.items[i], item_seed(self.seed, epoch, i)), self.labels[i]
+
+
+class EpochBatches:
+    """A batch sampler whose batches are set before each epoch. A DataLoader with persistent workers draws the
+    sampler in the main process at each `iter()`, so starting an epoch costs no new worker processes."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[Any]] = []
+
+    def set_epoch(self, epoch: int, batches: list[list[int]]) -> None:
+        self.batches = [[(epoch, i) for i in batch] for batch in batches]
+
+    def __iter__(self) -> Iterator[list[Any]]:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
 
 
 class EvalItems(torch.utils.data.Dataset):
@@ -118,16 +136,23 @@ def steps_per_epoch(n: int, batch_size: int, world_size: int) -> int:
 
 
 def loader(
-    dataset: torch.utils.data.Dataset, batches: list[list[int]], backbone: Backbone, num_workers: int
-) -> Iterator[tuple[Any, torch.Tensor]]:
-    return iter(
-        torch.utils.data.DataLoader(
-            dataset,
-            batch_sampler=batches,
-            num_workers=num_workers,
-            collate_fn=_Collate(backbone),
-            prefetch_factor=2 if num_workers else None,
-        )
+    dataset: torch.utils.data.Dataset,
+    batches: Iterable[list[Any]],
+    backbone: Backbone,
+    num_workers: int,
+    *,
+    pin_memory: bool = False,
+) -> torch.utils.data.DataLoader:
+    """A DataLoader over `batches` (lists of dataset keys) that can be iterated again and again: its workers stay
+    alive between iterations (starting them cost a fraction of a second per epoch, per loader)."""
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_sampler=batches,
+        num_workers=num_workers,
+        collate_fn=_Collate(backbone),
+        prefetch_factor=2 if num_workers else None,
+        persistent_workers=num_workers > 0,
+        pin_memory=pin_memory,
     )
 
 

@@ -9,6 +9,8 @@ optimizer and the distributed wrapper.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,15 @@ from headstart.features.extract import default_workers
 from headstart.finetune import checkpoint as ckpt
 from headstart.finetune.augment import batch_mix, train_transform
 from headstart.finetune.config import FinetuneConfig
-from headstart.finetune.data import EvalItems, Tasks, TrainItems, epoch_batches, loader, steps_per_epoch
+from headstart.finetune.data import (
+    EpochBatches,
+    EvalItems,
+    Tasks,
+    TrainItems,
+    epoch_batches,
+    loader,
+    steps_per_epoch,
+)
 from headstart.finetune.net import (
     FinetuneNet,
     Objective,
@@ -32,6 +42,7 @@ from headstart.finetune.net import (
     pretrained_features,
     probe_init,
     recalibrate_batchnorm,
+    trained_batchnorms,
     used_parameters,
 )
 from headstart.finetune.strategies import (
@@ -42,6 +53,8 @@ from headstart.finetune.strategies import (
     set_schedule,
     stage_of,
 )
+
+BAR_REFRESH_STEPS = 10  # the progress bar's loss is read from the device every this many steps
 
 
 def make_fabric(config: FinetuneConfig) -> Any:
@@ -58,6 +71,13 @@ def make_fabric(config: FinetuneConfig) -> Any:
     )
     fabric.launch()
     return fabric
+
+
+def place_backbone(backbone: Backbone, fabric: Any) -> None:
+    """The backbone on Fabric's device, in the memory layout its convolutions run fastest in at Fabric's precision
+    (channels_last for 16-bit on a GPU or for the CPU, the plain layout for float32 on a GPU)."""
+    precision = str(getattr(fabric.strategy.precision, "precision", "32-true"))
+    backbone.place(fabric.device, half_precision="16" in precision)
 
 
 @dataclass
@@ -103,6 +123,34 @@ def train(
     resume: bool = False,
     progress: bool = True,
 ) -> TrainResult:
+    """Fine-tune `backbone` with one head per task; checkpoints, metrics CSV and history go to `folder`."""
+    # images of one size on a GPU: let cuDNN time its algorithms for each shape once (as timm's train script does)
+    with _cudnn_autotune(backbone.modality == "image" and fabric.device.type == "cuda"):
+        return _train(fabric, backbone, train_ds, val_ds, tasks, config, folder, resume=resume, progress=progress)
+
+
+@contextmanager
+def _cudnn_autotune(enabled: bool) -> Iterator[None]:
+    previous = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = previous or enabled
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = previous
+
+
+def _train(
+    fabric: Any,
+    backbone: Backbone,
+    train_ds: Dataset,
+    val_ds: Dataset | None,
+    tasks: Tasks,
+    config: FinetuneConfig,
+    folder: Path | None,
+    *,
+    resume: bool,
+    progress: bool,
+) -> TrainResult:
     loop_cfg = config.loop
     rank, world = fabric.global_rank, fabric.world_size
     net, trainable = prepare_net(backbone, train_ds, tasks, config)
@@ -128,8 +176,18 @@ def train(
     stages = plan_stages(config)
     steps = steps_per_epoch(len(train_ds), loop_cfg.batch_size, world)
     workers = default_workers(backbone) if loop_cfg.num_workers is None else loop_cfg.num_workers
+    place_backbone(backbone, fabric)
+    pin = fabric.device.type == "cuda"
     train_items = TrainItems(train_ds.items, y_train, train_transform(backbone, config.augment), loop_cfg.seed)
-    val_items = EvalItems(val_ds.items, y_val, backbone) if val_ds is not None else None
+    train_batches = EpochBatches()
+    train_loader = loader(train_items, train_batches, backbone, workers, pin_memory=pin)
+    val_loader = None
+    if val_ds is not None:
+        val_items = EvalItems(val_ds.items, y_val, backbone)
+        val_order = epoch_batches(len(val_items), loop_cfg.batch_size, seed=0, epoch=0, rank=rank, world_size=world,
+                                  shuffle=False)  # fmt: skip
+        val_loader = loader(val_items, val_order, backbone, workers, pin_memory=pin)
+    bn_loader = None  # built at the first recalibration, if any BatchNorm trains
     mix = batch_mix(config.augment, n_classes[0]) if backbone.modality == "image" else None
     if mix is not None and len(tasks.names) > 1:
         from headstart.errors import HeadstartError
@@ -155,14 +213,18 @@ def train(
             objective.anchors = [(p, a.to(p.device)) for p, a in objective.anchors]
 
         started = time.perf_counter()
-        train_items.epoch = epoch
-        batches = epoch_batches(
-            len(train_ds), loop_cfg.batch_size, seed=loop_cfg.seed, epoch=epoch, rank=rank, world_size=world
-        )
+        train_batches.set_epoch(
+            epoch,
+            epoch_batches(len(train_ds), loop_cfg.batch_size, seed=loop_cfg.seed, epoch=epoch, rank=rank,
+                          world_size=world),
+        )  # fmt: skip
         net.set_train_mode()
-        bar = _bar(len(batches), f"epoch {epoch + 1}/{config.total_epochs} ({stage.name})", progress and rank == 0)
-        loss_sum = torch.zeros(2, dtype=torch.float64)
-        for i, (x, y) in enumerate(loader(train_items, batches, backbone, workers)):
+        title = f"epoch {epoch + 1}/{config.total_epochs} ({stage.name})"
+        bar = _bar(len(train_batches), title, progress and rank == 0)
+        # (loss * items, items) summed on the device: reading a loss every step would make the CPU wait for the
+        # GPU each step instead of queueing the next one; the bar reads it every few steps
+        loss_sum = torch.zeros(2, dtype=torch.float32, device=fabric.device)  # (MPS has no float64)
+        for i, (x, y) in enumerate(train_loader):
             set_schedule(optimizer, one_cycle((epoch - stage.first_epoch) * steps + i, stage.epochs * steps, stage))
             x, y = fabric.to_device((x, y))
             targets = [y[:, j] for j in range(y.shape[1])]
@@ -173,22 +235,34 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             fabric.backward(loss)
             if loop_cfg.grad_clip:
-                fabric.clip_gradients(model, optimizer, max_norm=loop_cfg.grad_clip)
+                # a non-finite norm is caught once per epoch below, not by a check that waits for the GPU each step
+                fabric.clip_gradients(model, optimizer, max_norm=loop_cfg.grad_clip, error_if_nonfinite=False)
             optimizer.step()
-            loss_sum += torch.tensor([loss.item() * len(targets[0]), len(targets[0])], dtype=torch.float64)
+            n = len(targets[0])
+            loss_sum += torch.stack([loss.detach().float() * n, loss_sum.new_tensor(n)])
             bar.update(1)
-            bar.set_postfix(loss=f"{loss_sum[0] / loss_sum[1]:.4f}")
-        totals = fabric.all_reduce(loss_sum, reduce_op="sum")
+            if (i + 1) % BAR_REFRESH_STEPS == 0 or i + 1 == len(train_batches):
+                sums = loss_sum.tolist()
+                bar.set_postfix(loss=f"{sums[0] / max(1.0, sums[1]):.4f}")
+        totals = fabric.all_reduce(loss_sum, reduce_op="sum").tolist()
+        train_loss = totals[0] / max(1.0, totals[1])
+        if not np.isfinite(train_loss):
+            from headstart.errors import HeadstartError
+
+            raise HeadstartError(
+                f"fine-tuning diverged in epoch {epoch + 1} (training loss {train_loss}); try a lower --lr "
+                "(headstart lr-find suggests one) or --precision 32-true"
+            )
         row: dict[str, Any] = {
             "epoch": epoch + 1,
             "stage": stage.name,
             "lr": float(max(g["top_lr"] for g in optimizer.param_groups)),
-            "train_loss": float(totals[0] / max(1.0, float(totals[1]))),
+            "train_loss": train_loss,
         }
-        if val_items is not None or state.epoch + 1 >= config.total_epochs:
-            _precise_bn(fabric, model, net, train_ds, y_train, backbone, config, workers)
-        if val_items is not None:
-            row.update(_validate(fabric, model, net, val_items, backbone, tasks, loop_cfg.batch_size, workers))
+        if val_loader is not None or state.epoch + 1 >= config.total_epochs:
+            bn_loader = _precise_bn(fabric, model, net, train_ds, y_train, backbone, config, workers, bn_loader, pin)
+        if val_loader is not None:
+            row.update(_validate(fabric, model, net, val_loader, tasks))
         row["seconds"] = round(time.perf_counter() - started, 3)
         state.history.append(row)
         state.epoch = epoch + 1
@@ -224,49 +298,45 @@ def _precise_bn(
     backbone: Backbone,
     config: FinetuneConfig,
     workers: int,
-) -> None:
+    batches: torch.utils.data.DataLoader | None,
+    pin: bool,
+) -> torch.utils.data.DataLoader | None:
     """Recalibrate trained BatchNorms on the first `precise_bn` training items (un-augmented), the same items in
-    every process, so all processes end with the same statistics."""
+    every process, so all processes end with the same statistics. Returns the loader for the next call (built
+    only when some BatchNorm trains)."""
     n = min(config.loop.precise_bn, len(train_ds))
-    if n == 0:
-        return
-    items = EvalItems(train_ds.items[:n], labels[:n], backbone)
-    batches = epoch_batches(n, config.loop.batch_size, seed=0, epoch=0, rank=0, world_size=1, shuffle=False)
-    inputs = (fabric.to_device(x) for x, _ in loader(items, batches, backbone, workers))
-    recalibrate_batchnorm(net, model, inputs)
+    if n == 0 or not trained_batchnorms(net):
+        return batches
+    if batches is None:
+        items = EvalItems(train_ds.items[:n], labels[:n], backbone)
+        order = epoch_batches(n, config.loop.batch_size, seed=0, epoch=0, rank=0, world_size=1, shuffle=False)
+        batches = loader(items, order, backbone, workers, pin_memory=pin)
+    recalibrate_batchnorm(net, model, (fabric.to_device(x) for x, _ in batches))
+    return batches
 
 
 def _validate(
-    fabric: Any,
-    model: Any,
-    net: FinetuneNet,
-    items: EvalItems,
-    backbone: Backbone,
-    tasks: Tasks,
-    batch_size: int,
-    workers: int,
+    fabric: Any, model: Any, net: FinetuneNet, batches: torch.utils.data.DataLoader, tasks: Tasks
 ) -> dict[str, float]:
-    """Validation loss and accuracy per task, summed over every process's share of the validation items."""
+    """Validation loss and accuracy per task, summed over every process's share of the validation items (kept on
+    the device until the end: one transfer per validation, not per batch)."""
     net.eval()
     n_tasks = len(tasks.names)
-    sums = torch.zeros(1 + 2 * n_tasks, dtype=torch.float64)  # loss sum, then (correct, count) per task
-    batches = epoch_batches(
-        len(items), batch_size, seed=0, epoch=0, rank=fabric.global_rank, world_size=fabric.world_size, shuffle=False
-    )
+    sums = torch.zeros(1 + 2 * n_tasks, dtype=torch.float32, device=fabric.device)  # loss sum, (correct, count)s
     with torch.no_grad():
-        for x, y in loader(items, batches, backbone, workers):
+        for x, y in batches:
             x, y = fabric.to_device((x, y))
             for j, logits in enumerate(model(x)):
-                keep = y[:, j] >= 0
-                if not keep.any():
-                    continue
-                out, target = logits[keep].float(), y[keep, j]
-                sums[0] += float(torch.nn.functional.cross_entropy(out, target, reduction="sum")) / n_tasks
-                sums[1 + 2 * j] += float((out.argmax(1) == target).sum())
-                sums[2 + 2 * j] += float(keep.sum())
-    sums = fabric.all_reduce(sums, reduce_op="sum")
-    accs = [float(sums[1 + 2 * j] / max(1.0, float(sums[2 + 2 * j]))) for j in range(n_tasks)]
-    row = {"val_loss": float(sums[0] / max(1.0, float(sums[2]))), "val_accuracy": float(np.mean(accs))}
+                target = y[:, j]
+                keep = target >= 0  # -1: no usable label for this task
+                out = logits.float()
+                losses = torch.nn.functional.cross_entropy(out, target.clamp(min=0), reduction="none")
+                sums[0] += (losses * keep).sum() / n_tasks
+                sums[1 + 2 * j] += ((out.argmax(1) == target) & keep).sum()
+                sums[2 + 2 * j] += keep.sum()
+    totals = fabric.all_reduce(sums, reduce_op="sum").tolist()
+    accs = [totals[1 + 2 * j] / max(1.0, totals[2 + 2 * j]) for j in range(n_tasks)]
+    row = {"val_loss": totals[0] / max(1.0, totals[2]), "val_accuracy": float(np.mean(accs))}
     if n_tasks > 1:
         row.update({f"val_accuracy/{t}": a for t, a in zip(tasks.names, accs)})
     return row

@@ -39,8 +39,8 @@ def lr_find(
 
     from headstart.backbones import create_backbone
     from headstart.finetune.augment import train_transform
-    from headstart.finetune.data import Tasks, TrainItems, epoch_batches, loader
-    from headstart.finetune.loop import make_fabric, prepare_net
+    from headstart.finetune.data import EpochBatches, Tasks, TrainItems, epoch_batches, loader
+    from headstart.finetune.loop import make_fabric, place_backbone, prepare_net
     from headstart.finetune.net import Objective, class_weights
     from headstart.finetune.strategies import param_groups, plan_stages
 
@@ -61,21 +61,26 @@ def lr_find(
     net.train_backbone = stage.train_backbone
     for name, p in net.encoder.named_parameters():
         p.requires_grad_(stage.train_backbone and name in trainable)
+    place_backbone(bb, fabric)
     optimizer = torch.optim.AdamW(param_groups(net, net.encoder, trainable, stage, config))
     model, optimizer = fabric.setup_module(net), fabric.setup_optimizers(optimizer)
     items = TrainItems(train.items, y, train_transform(bb, config.augment), seed)
+    batches = EpochBatches()
+    batch_loader = loader(items, batches, bb, 0)
 
     lrs, losses, smooth, best = [], [], 0.0, math.inf
     ratio = (end_lr / start_lr) ** (1 / max(1, num_it - 1))
     bar = _bar(num_it, progress)
     epoch, step = 0, 0
     while step < num_it:
-        items.epoch = epoch
-        batches = epoch_batches(
-            len(train), batch_size, seed=seed, epoch=epoch, rank=fabric.global_rank, world_size=fabric.world_size
+        batches.set_epoch(
+            epoch,
+            epoch_batches(
+                len(train), batch_size, seed=seed, epoch=epoch, rank=fabric.global_rank, world_size=fabric.world_size
+            ),
         )
         net.set_train_mode()
-        for x, yb in loader(items, batches, bb, 0):
+        for x, yb in batch_loader:
             lr = start_lr * ratio**step
             for group in optimizer.param_groups:
                 group["lr"] = group["top_lr"] * lr / config.loop.lr

@@ -51,6 +51,12 @@ class FinetuneNet(nn.Module):
                     module.eval()
 
 
+def trained_batchnorms(net: FinetuneNet) -> list[nn.Module]:
+    """The BatchNorm layers whose statistics train (in training mode after `set_train_mode`); leaves `net` so."""
+    net.set_train_mode()
+    return [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
+
+
 def recalibrate_batchnorm(net: FinetuneNet, forward: Any, batches: Any) -> int:
     """Precise BatchNorm: recompute the running statistics of every BatchNorm that trains (frozen ones keep theirs)
     as plain averages over `batches`, so evaluation does not depend on how far the running averages got.
@@ -59,8 +65,7 @@ def recalibrate_batchnorm(net: FinetuneNet, forward: Any, batches: Any) -> int:
     from-scratch backbone's most of all); this fixes that before each validation and at the end. Returns the
     number of BatchNorm layers recalibrated.
     """
-    net.set_train_mode()
-    layers = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
+    layers = trained_batchnorms(net)
     if not layers:
         return 0
     net.eval()
@@ -187,15 +192,15 @@ class Objective:
             self.anchors = [(p, p.detach().clone()) for p in params]
 
     def __call__(self, logits: list[torch.Tensor], targets: list[torch.Tensor]) -> torch.Tensor:
-        total = logits[0].new_zeros(())
+        total = logits[0].new_zeros((), dtype=torch.float32)
         for out, y, w, cw in zip(logits, targets, self.task_weights, self.class_weights):
             weight = cw.to(out.device) if cw is not None else None
-            if y.dim() == 1:  # hard labels; -1 marks an item without a usable label for this task
-                keep = y >= 0
-                if not keep.any():
-                    continue
-                out, y = out[keep], y[keep]
-            loss = nn.functional.cross_entropy(out.float(), y, weight=weight, label_smoothing=self.label_smoothing)
+            loss = nn.functional.cross_entropy(
+                out.float(), y, weight=weight, label_smoothing=self.label_smoothing, ignore_index=-1
+            )
+            if y.dim() == 1:  # hard labels; -1 marks an item without a usable label for this task. Without any
+                # in the batch the mean is 0/0: count it as 0 (a test on the device, not a wait for it)
+                loss = torch.where((y >= 0).any(), loss, loss.new_zeros(()))
             total = total + w * loss
         if self.anchors:
             penalty = sum(((p - p0) ** 2).sum() for p, p0 in self.anchors if p.requires_grad)

@@ -379,7 +379,11 @@ def start_backbone(job: PretrainJob, default_architecture: str, method: str) -> 
     else:
         backbone = create_backbone(with_options(default_architecture, init="random", seed=job.settings.seed))
         architecture = default_architecture
-    return require_image_backbone(backbone, method), architecture
+    from headstart.finetune.loop import place_backbone
+
+    image_backbone = require_image_backbone(backbone, method)
+    place_backbone(image_backbone, job.fabric)
+    return image_backbone, architecture
 
 
 def unit_range(backbone: ImageBackbone, x: torch.Tensor) -> torch.Tensor:
