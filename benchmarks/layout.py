@@ -70,14 +70,17 @@ def main() -> None:
                 model = timm.create_model("tf_efficientnet_lite0", pretrained=False).to(device, memory_format=layout)
                 model.train(train)
                 x = torch.randn(args.batch_size, 3, args.size, args.size, device=device)
-                ms[str(layout)] = step_ms(model, x.contiguous(memory_format=layout), train, dtypes[precision], args.reps)
+                x = x.contiguous(memory_format=layout)
+                ms[str(layout)] = step_ms(model, x, train, dtypes[precision], args.reps)
             plain, last = ms["torch.contiguous_format"], ms["torch.channels_last"]
             row = {"device": str(device), "precision": precision, "step": "train" if train else "inference",
                    "size": args.size, "batch_size": args.batch_size, "plain_ms": round(plain, 2),
                    "channels_last_ms": round(last, 2), "plain_over_channels_last": round(plain / last, 3)}  # fmt: skip
             rows.append(row)
-            print(f"{device.type:5} {precision:5} {row['step']:9} {args.size} px x {args.batch_size}:  plain "
-                  f"{plain:8.1f} ms  channels_last {last:8.1f} ms  plain/channels_last {plain / last:5.2f}")  # fmt: skip
+            print(
+                f"{device.type:5} {precision:5} {row['step']:9} {args.size} px x {args.batch_size}:  plain "
+                f"{plain:8.1f} ms  channels_last {last:8.1f} ms  plain/channels_last {plain / last:5.2f}"
+            )
     name = "layout.json" if device.type == "cpu" else f"layout_{device.type}.json"
     (RESULTS / name).write_text(json.dumps({"rows": rows, "torch": torch.__version__}, indent=1) + "\n")
 

@@ -62,13 +62,20 @@ def make_fabric(config: FinetuneConfig) -> Any:
     from lightning.fabric import Fabric
 
     d = config.distributed
-    fabric = Fabric(
-        accelerator=d.accelerator,
-        devices=d.devices,
-        num_nodes=d.num_nodes,
-        strategy=d.fabric_strategy,
-        precision=d.precision,
-    )
+    try:
+        fabric = Fabric(
+            accelerator=d.accelerator,
+            devices=d.devices,
+            num_nodes=d.num_nodes,
+            strategy=d.fabric_strategy,
+            precision=d.precision,
+        )
+    except (ValueError, TypeError, RuntimeError) as exc:  # Fabric's checks of the combination, e.g. FSDP on CPU
+        from headstart.errors import HeadstartError
+
+        given = (f"accelerator={d.accelerator}, devices={d.devices}, num_nodes={d.num_nodes}, "
+                 f"strategy={d.fabric_strategy}, precision={d.precision}")  # fmt: skip
+        raise HeadstartError(f"Lightning Fabric cannot run with {given}: {exc}") from None
     fabric.launch()
     return fabric
 

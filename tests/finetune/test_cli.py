@@ -39,3 +39,16 @@ def test_unknown_setting_is_one_clear_error(digits_folder, tmp_path):
          "--set", "warmpu=0.1"],
     )  # fmt: skip
     assert isinstance(result.exception, HeadstartError) and "warmpu" in str(result.exception)
+
+
+def test_a_distributed_setting_fabric_refuses_is_one_clear_error(digits_folder, tmp_path):
+    from headstart.errors import HeadstartError
+
+    result = CliRunner().invoke(
+        app,
+        ["fit", digits_folder, "-o", str(tmp_path / "m"), "-b", TINY_CNN, "--strategy", "finetune",
+         "--fabric-strategy", "fsdp", "--set", "accelerator=cpu"],
+    )  # fmt: skip
+    assert isinstance(result.exception, HeadstartError)
+    assert "strategy=fsdp" in str(result.exception) and "only available on GPU" in str(result.exception)
+    assert not (tmp_path / "m").exists()  # nothing half-written
