@@ -174,7 +174,8 @@ class ImageBackbone(Backbone):
         forward_logits: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         super().__init__(spec, module, embed_dim=embed_dim, weights_id=weights_id)
-        self.place("cpu")
+        first = next(module.parameters(), None)
+        self.place(first.device if first is not None else "cpu")  # where it is, in the layout that runs fastest
         self.image_preprocessing = preprocessing
         self._transform = preprocessing.transform()
         self._forward_embed = forward_embed

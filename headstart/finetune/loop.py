@@ -228,9 +228,9 @@ def _train(
         net.set_train_mode()
         title = f"epoch {epoch + 1}/{config.total_epochs} ({stage.name})"
         bar = _bar(len(train_batches), title, progress and rank == 0)
-        # (loss * items, items) summed on the device: reading a loss every step would make the CPU wait for the
-        # GPU each step instead of queueing the next one; the bar reads it every few steps
-        loss_sum = torch.zeros(2, dtype=torch.float32, device=fabric.device)  # (MPS has no float64)
+        # loss * items summed on the device: reading a loss every step would make the CPU wait for the GPU each
+        # step instead of queueing the next one; the bar reads it every few steps
+        loss_sum, count = torch.zeros((), dtype=torch.float32, device=fabric.device), 0  # (MPS has no float64)
         for i, (x, y) in enumerate(train_loader):
             set_schedule(optimizer, one_cycle((epoch - stage.first_epoch) * steps + i, stage.epochs * steps, stage))
             x, y = fabric.to_device((x, y))
@@ -246,12 +246,12 @@ def _train(
                 fabric.clip_gradients(model, optimizer, max_norm=loop_cfg.grad_clip, error_if_nonfinite=False)
             optimizer.step()
             n = len(targets[0])
-            loss_sum += torch.stack([loss.detach().float() * n, loss_sum.new_tensor(n)])
+            loss_sum += loss.detach().float() * n
+            count += n
             bar.update(1)
             if (i + 1) % BAR_REFRESH_STEPS == 0 or i + 1 == len(train_batches):
-                sums = loss_sum.tolist()
-                bar.set_postfix(loss=f"{sums[0] / max(1.0, sums[1]):.4f}")
-        totals = fabric.all_reduce(loss_sum, reduce_op="sum").tolist()
+                bar.set_postfix(loss=f"{loss_sum.item() / max(1, count):.4f}")
+        totals = fabric.all_reduce(torch.stack([loss_sum, loss_sum.new_tensor(count)]), reduce_op="sum").tolist()
         train_loss = totals[0] / max(1.0, totals[1])
         if not np.isfinite(train_loss):
             from headstart.errors import HeadstartError
