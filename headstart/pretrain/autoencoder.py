@@ -110,7 +110,7 @@ def train(job: PretrainJob) -> Pretrained:
             optimizer.zero_grad(set_to_none=True)
             job.fabric.backward(loss)
             optimizer.step()
-            epoch.log(loss.item(), len(idx))
+            epoch.log(loss, len(idx))
     net.eval()
     notes = [f"variant {o['variant']}" + (f", masking noise {noise}" if noise else "")]
     if not isinstance(encoder, (DenseEncoder, ConvEncoder)):

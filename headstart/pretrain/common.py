@@ -32,6 +32,7 @@ module structure), so `local:OUT` can load `backbone.safetensors` into it with `
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from collections.abc import Iterable, Iterator
@@ -50,6 +51,7 @@ CHECKPOINT_DIR = "checkpoint"
 CHECKPOINT_STATE = "checkpoint.json"
 FIGURES_DIR = "figures"
 MAX_IMAGE_BYTES = 8 << 30  # decoded training images held in memory
+BAR_REFRESH_STEPS = 10  # the progress bar reads the loss sums from the device every this many steps
 
 
 class PretrainError(HeadstartError):
@@ -169,10 +171,12 @@ class Epoch:
         self.sums: dict[str, float] = {}
         self.count = 0
         self._bar: Any = None
+        self._steps = 0
         self._started = time.perf_counter()
 
-    def batches(self, n: int, batch_size: int | None = None) -> list[torch.Tensor]:
-        """This process's batches of item indices (a seeded permutation; the last short batch dropped)."""
+    def batches(self, n: int, batch_size: int | None = None, *, on_device: bool = True) -> list[torch.Tensor]:
+        """This process's batches of item indices (a seeded permutation; the last short batch dropped), on the
+        device to index tensors there, or (`on_device=False`) on the host to index Python lists without a wait."""
         from headstart.finetune.data import epoch_batches
 
         f = self.fabric
@@ -184,7 +188,7 @@ class Epoch:
             rank=f.global_rank,
             world_size=f.world_size,
         )
-        return [torch.tensor(b, device=f.device) for b in rows]
+        return [torch.tensor(b, device=f.device if on_device else "cpu") for b in rows]
 
     def track(self, iterable: Iterable[Any], total: int | None = None) -> Iterator[Any]:
         from tqdm.auto import tqdm
@@ -194,17 +198,20 @@ class Epoch:
         self._bar = tqdm(iterable, total=total, desc=desc, unit="batch", disable=not self.show, dynamic_ncols=True)
         yield from self._bar
 
-    def log(self, loss: float, n: int, **values: float) -> None:
-        """Add one batch: its mean `loss` (and other values) over `n` items."""
+    def log(self, loss: float | torch.Tensor, n: int, **values: float | torch.Tensor) -> None:
+        """Add one batch: its mean `loss` (and other values) over `n` items. Tensors are summed where they are
+        (reading one every step would make the CPU wait for the GPU); the bar reads the sums every few steps."""
         self.count += n
+        self._steps += 1
         for key, value in {"loss": loss, **values}.items():
-            self.sums[key] = self.sums.get(key, 0.0) + float(value) * n
-        if self._bar is not None and self.count:
-            self._bar.set_postfix(loss=f"{self.sums['loss'] / self.count:.4f}")
+            term = value.detach().float() * n if isinstance(value, torch.Tensor) else float(value) * n
+            self.sums[key] = self.sums.get(key, 0.0) + term
+        if self._bar is not None and self.count and self._steps % BAR_REFRESH_STEPS == 0:
+            self._bar.set_postfix(loss=f"{float(self.sums['loss']) / self.count:.4f}")
 
     def summary(self) -> dict[str, Any]:
         keys = sorted(self.sums)
-        local = torch.tensor([self.sums[k] for k in keys] + [float(self.count)], dtype=torch.float64)
+        local = torch.tensor([float(self.sums[k]) for k in keys] + [float(self.count)], dtype=torch.float64)
         total = self.fabric.all_reduce(local, reduce_op="sum") if self.fabric.world_size > 1 else local
         total = total.cpu()
         seconds = time.perf_counter() - self._started
@@ -217,6 +224,11 @@ class Epoch:
         if self._bar is not None:
             self._bar.set_postfix(loss=f"{row.get('loss', float('nan')):.4f}")
             self._bar.close()
+        if not math.isfinite(row.get("loss", 0.0)):
+            raise PretrainError(
+                f"pretraining diverged in epoch {self.number} (loss {row['loss']}); try a lower --lr, or "
+                "--precision 32-true"
+            )
         return row
 
 

@@ -123,7 +123,7 @@ def train(job: PretrainJob) -> Pretrained:
             optimizer.zero_grad(set_to_none=True)
             job.fabric.backward(loss)
             optimizer.step()
-            epoch.log(loss.item(), len(idx))
+            epoch.log(loss, len(idx))
     net.eval()
     return Pretrained(
         backbone,
@@ -179,7 +179,7 @@ def _train_audio(job: PretrainJob) -> Pretrained:
                 optimizer.zero_grad(set_to_none=True)
                 job.fabric.backward(loss)
                 optimizer.step()
-                epoch.log(loss.item(), len(rows))
+                epoch.log(loss, len(rows))
     finally:
         if masks is not None:
             masks.configure(*spec_augment_config("none"))

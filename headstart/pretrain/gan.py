@@ -105,7 +105,7 @@ def train(job: PretrainJob) -> Pretrained:
             opt_g.zero_grad(set_to_none=True)
             fabric.backward(g_loss)
             opt_g.step()
-            epoch.log(d_loss.item() + g_loss.item(), len(idx), d_loss=d_loss.item(), g_loss=g_loss.item())
+            epoch.log(d_loss.detach() + g_loss.detach(), len(idx), d_loss=d_loss, g_loss=g_loss)
         if job.rank == 0:
             figures = [_sample_grid(g_model, fixed, job, epoch.number)]
     disc.eval()

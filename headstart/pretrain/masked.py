@@ -18,7 +18,6 @@ Only the encoder is kept: the saved backbone is the `--backbone` architecture wi
 
 from __future__ import annotations
 
-import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -89,7 +88,7 @@ def train(job: PretrainJob) -> Pretrained:
 
     for epoch in job.loop({"mlm": mlm}, {"opt": optimizer}):
         model.train()
-        batches = epoch.batches(len(windows))[:steps_per_epoch]
+        batches = epoch.batches(len(windows), on_device=False)[:steps_per_epoch]
         for i, idx in enumerate(epoch.track(batches)):
             step = epoch.index * steps_per_epoch + i
             for group in optimizer.param_groups:
@@ -99,10 +98,11 @@ def train(job: PretrainJob) -> Pretrained:
             batch_loss = model(inputs, attention, labels)
             optimizer.zero_grad(set_to_none=True)
             job.fabric.backward(batch_loss)
-            job.fabric.clip_gradients(model, optimizer, max_norm=1.0)
+            # a non-finite loss is caught once per epoch (Epoch.summary), not by a wait for the GPU every step
+            job.fabric.clip_gradients(model, optimizer, max_norm=1.0, error_if_nonfinite=False)
             optimizer.step()
-            loss = float(batch_loss.detach())
-            epoch.log(loss, len(idx), perplexity=math.exp(min(loss, 50.0)))
+            loss = batch_loss.detach()
+            epoch.log(loss, len(idx), perplexity=torch.exp(loss.float().clamp(max=50.0)))
     backbone.module.eval()
     return Pretrained(backbone, architecture=architecture, history=job.history, notes=notes)
 

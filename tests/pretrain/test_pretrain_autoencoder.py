@@ -70,3 +70,11 @@ def test_bad_options_are_clear(pool, tmp_path):
         pretrain(pool, method="autoencoder", out=tmp_path / "x", options={"colour": 1}, **FAST)
     with pytest.raises(HeadstartError, match="option code must be a int"):
         pretrain(pool, method="autoencoder", out=tmp_path / "x", options={"code": "big"}, **FAST)
+
+
+def test_a_diverging_run_stops_with_a_clear_error_and_saves_no_backbone(pool, tmp_path):
+    from headstart.pretrain.common import PretrainError
+
+    with pytest.raises(PretrainError, match=r"diverged in epoch 1 .*lower --lr"):
+        pretrain(pool, method="autoencoder", out=tmp_path / "ae", **{**FAST, "lr": 1e30})
+    assert not (tmp_path / "ae" / "backbone.safetensors").exists()
