@@ -195,6 +195,7 @@ def _train(
                                   shuffle=False)  # fmt: skip
         val_loader = loader(val_items, val_order, backbone, workers, pin_memory=pin)
     bn_loader = None  # built at the first recalibration, if any BatchNorm trains
+    board = None  # TensorBoard, opened at the first epoch's end (rank 0 only)
     mix = batch_mix(config.augment, n_classes[0]) if backbone.modality == "image" else None
     if mix is not None and len(tasks.names) > 1:
         from headstart.errors import HeadstartError
@@ -289,9 +290,13 @@ def _train(
             net.load_state_dict(best_state)
         _checkpoint(fabric, checkpoints, state, net, optimizer, best_state, config)
         if folder is not None and rank == 0:
-            from headstart.finetune.outputs import write_metrics_csv
+            from headstart.finetune.outputs import TensorBoardLog, write_metrics_csv
 
             write_metrics_csv(folder, state.history)
+            board = board or TensorBoardLog(folder)
+            board.epoch(row)
+    if board is not None:
+        board.close()
 
     return TrainResult(net, state.history, state.best_epoch, resumed_at, rank, world, counts)
 

@@ -1,4 +1,5 @@
-"""What a fine-tuning run leaves beside its model: the resolved config, metrics per epoch (CSV), a learning curve."""
+"""What a fine-tuning run leaves beside its model: the resolved config, metrics per epoch (CSV, and TensorBoard
+event files when the tensorboard package is installed), a learning curve."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from headstart.paths import atomic_file
 CONFIG_FILE = "finetune-config.json"
 METRICS_FILE = "metrics.csv"
 CURVE_FILE = "learning-curve.png"
+TENSORBOARD_DIR = "tensorboard"
 
 
 def write_config(folder: Path, config: dict[str, Any], context: dict[str, Any]) -> Path:
@@ -59,3 +61,33 @@ def learning_curve_png(history: list[dict[str, Any]], path: Path, title: str, be
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
+
+
+class TensorBoardLog:
+    """Each epoch's numbers as TensorBoard scalars under `folder/tensorboard` (`tensorboard --logdir DIR`), when
+    the tensorboard package is installed (`pip install tensorboard`); without it, nothing. A resumed run appends
+    the epochs it runs."""
+
+    def __init__(self, folder: Path) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # torch raises it when the tensorboard package is missing
+            self.writer = None
+            return
+        self.writer = SummaryWriter(log_dir=str(folder / TENSORBOARD_DIR))
+
+    @property
+    def enabled(self) -> bool:
+        return self.writer is not None
+
+    def epoch(self, row: dict[str, Any]) -> None:
+        if self.writer is None:
+            return
+        for key, value in row.items():
+            if key != "epoch" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                self.writer.add_scalar(key, value, global_step=int(row["epoch"]))
+        self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()

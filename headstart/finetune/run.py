@@ -173,7 +173,7 @@ def _finish(
     folder: Path | None,
 ) -> None:
     from headstart.evaluation import runs
-    from headstart.finetune.outputs import CURVE_FILE, METRICS_FILE, learning_curve_png
+    from headstart.finetune.outputs import CURVE_FILE, METRICS_FILE, TENSORBOARD_DIR, learning_curve_png
 
     s = config.strategy.strategy
     model.metrics = {task: runs.summary(m) for task, m in metrics.items()}
@@ -193,4 +193,6 @@ def _finish(
     if folder is not None:
         learning_curve_png(result.history, folder / CURVE_FILE, title, result.best_epoch)
         model.report["finetune"].update({"metrics_csv": METRICS_FILE, "learning_curve_png": CURVE_FILE})
+        if (folder / TENSORBOARD_DIR).is_dir():
+            model.report["finetune"]["tensorboard"] = TENSORBOARD_DIR
         runs.save_run(model, folder, metrics)

@@ -63,6 +63,21 @@ def test_run_folder_holds_the_outputs(run):
     assert manifest["backbone"]["spec"] == TINY_CNN and manifest["backbone"]["weights"] == "backbone.safetensors"
 
 
+def test_tensorboard_gets_each_epoch_when_installed(run):
+    pytest.importorskip("tensorboard", reason="TensorBoard logging needs the tensorboard package (test extra)")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    model, out = run
+    assert model.report["finetune"]["tensorboard"] == "tensorboard"
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    assert {"train_loss", "val_loss", "val_accuracy", "lr", "seconds"} <= set(events.Tags()["scalars"])
+    losses = events.Scalars("train_loss")
+    history = model.report["finetune"]["history"]
+    assert [e.step for e in losses] == [1, 2, 3]
+    assert [e.value for e in losses] == pytest.approx([r["train_loss"] for r in history], rel=1e-6)
+
+
 def test_bundle_reloads_the_tuned_backbone(run, digits60):
     model, out = run
     loaded = hs.load(out)
