@@ -127,15 +127,25 @@ class PretrainJob:
         if start == 0:
             torch.manual_seed(s.seed + 1000 * self.rank)
         ran = 0
-        for index in range(start, s.epochs):
-            if self.stop_after is not None and ran >= self.stop_after:
-                self.stopped = True
-                return
-            epoch = Epoch(index, s, fabric, self.progress and self.rank == 0)
-            yield epoch
-            self.history.append(epoch.summary())
-            self.checkpoints.save(index + 1, self.history, modules, optimizers)
-            ran += 1
+        board = None  # TensorBoard scalars beside the figures, when tensorboard is installed (rank 0)
+        try:
+            for index in range(start, s.epochs):
+                if self.stop_after is not None and ran >= self.stop_after:
+                    self.stopped = True
+                    return
+                epoch = Epoch(index, s, fabric, self.progress and self.rank == 0)
+                yield epoch
+                self.history.append(epoch.summary())
+                self.checkpoints.save(index + 1, self.history, modules, optimizers)
+                if self.rank == 0:
+                    from headstart.finetune.outputs import TensorBoardLog
+
+                    board = board or TensorBoardLog(self.out.parent)
+                    board.epoch(self.history[-1])
+                ran += 1
+        finally:
+            if board is not None:
+                board.close()
 
     def images(self, backbone: ImageBackbone, *, batch_size: int = 256) -> torch.Tensor:
         """Every item decoded with `backbone`'s preprocessing, as one (N, 3, H, W) float tensor on the device."""

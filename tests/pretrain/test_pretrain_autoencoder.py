@@ -78,3 +78,15 @@ def test_a_diverging_run_stops_with_a_clear_error_and_saves_no_backbone(pool, tm
     with pytest.raises(PretrainError, match=r"diverged in epoch 1 .*lower --lr"):
         pretrain(pool, method="autoencoder", out=tmp_path / "ae", **{**FAST, "lr": 1e30})
     assert not (tmp_path / "ae" / "backbone.safetensors").exists()
+
+
+def test_tensorboard_gets_each_epoch_when_installed(pool, tmp_path):
+    pytest.importorskip("tensorboard", reason="TensorBoard logging needs the tensorboard package (test extra)")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    result = pretrain(pool, method="autoencoder", out=tmp_path / "ae", **{**FAST, "epochs": 2})
+    events = EventAccumulator(str(tmp_path / "ae" / "tensorboard"))
+    events.Reload()
+    losses = events.Scalars("loss")
+    assert [e.step for e in losses] == [1, 2]
+    assert [e.value for e in losses] == pytest.approx([r["loss"] for r in result.history], rel=1e-6)
