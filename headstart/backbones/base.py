@@ -224,10 +224,11 @@ class ImageBackbone(Backbone):
 
 
 def preferred_memory_format(device: torch.device, half_precision: bool) -> torch.memory_format:
-    """The layout convolutions run fastest in: channels_last on the CPU (EfficientNet-Lite0 1.5x faster here, 8.7 ->
-    13.4 images/s) and for 16-bit convolutions on GPUs (tensor cores); the plain layout for float32 on GPUs, where
-    cuDNN's channels_last kernels for depthwise and grouped convolutions can be many times slower (pytorch#34977)
-    (fastai, and timm's train script without --channels-last, train float32 in it)."""
+    """The layout convolutions run fastest in: channels_last on the CPU (EfficientNet-Lite0 1.4x faster here for a
+    training step and for inference, `benchmarks/layout.py`) and for 16-bit convolutions on GPUs (tensor cores); the
+    plain layout for float32 on GPUs, where cuDNN's channels_last kernels for depthwise and grouped convolutions can
+    be many times slower (pytorch#34977); fastai, and timm's train script without --channels-last, train float32 in
+    it. `benchmarks/layout.py --device cuda` checks this on a GPU."""
     if device.type == "cpu" or half_precision:
         return torch.channels_last
     return torch.contiguous_format
