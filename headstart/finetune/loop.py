@@ -54,7 +54,7 @@ from headstart.finetune.strategies import (
     stage_of,
 )
 
-BAR_REFRESH_STEPS = 10  # the progress bar's loss is read from the device every this many steps
+BAR_REFRESH_S = 1.0  # the progress bar's loss is read from the device at most this often (and at the end)
 
 
 def make_fabric(config: FinetuneConfig) -> Any:
@@ -230,8 +230,9 @@ def _train(
         title = f"epoch {epoch + 1}/{config.total_epochs} ({stage.name})"
         bar = _bar(len(train_batches), title, progress and rank == 0)
         # loss * items summed on the device: reading a loss every step would make the CPU wait for the GPU each
-        # step instead of queueing the next one; the bar reads it every few steps
+        # step instead of queueing the next one; the bar reads it about once a second
         loss_sum, count = torch.zeros((), dtype=torch.float32, device=fabric.device), 0  # (MPS has no float64)
+        shown = time.perf_counter()
         for i, (x, y) in enumerate(train_loader):
             set_schedule(optimizer, one_cycle((epoch - stage.first_epoch) * steps + i, stage.epochs * steps, stage))
             x, y = fabric.to_device((x, y))
@@ -250,8 +251,9 @@ def _train(
             loss_sum += loss.detach().float() * n
             count += n
             bar.update(1)
-            if (i + 1) % BAR_REFRESH_STEPS == 0 or i + 1 == len(train_batches):
+            if time.perf_counter() - shown >= BAR_REFRESH_S or i + 1 == len(train_batches):
                 bar.set_postfix(loss=f"{loss_sum.item() / max(1, count):.4f}")
+                shown = time.perf_counter()
         totals = fabric.all_reduce(torch.stack([loss_sum, loss_sum.new_tensor(count)]), reduce_op="sum").tolist()
         train_loss = totals[0] / max(1.0, totals[1])
         if not np.isfinite(train_loss):

@@ -51,7 +51,7 @@ CHECKPOINT_DIR = "checkpoint"
 CHECKPOINT_STATE = "checkpoint.json"
 FIGURES_DIR = "figures"
 MAX_IMAGE_BYTES = 8 << 30  # decoded training images held in memory
-BAR_REFRESH_STEPS = 10  # the progress bar reads the loss sums from the device every this many steps
+BAR_REFRESH_S = 1.0  # the progress bar reads the loss sums from the device at most this often
 
 
 class PretrainError(HeadstartError):
@@ -181,8 +181,7 @@ class Epoch:
         self.sums: dict[str, float] = {}
         self.count = 0
         self._bar: Any = None
-        self._steps = 0
-        self._started = time.perf_counter()
+        self._started = self._shown = time.perf_counter()
 
     def batches(self, n: int, batch_size: int | None = None, *, on_device: bool = True) -> list[torch.Tensor]:
         """This process's batches of item indices (a seeded permutation; the last short batch dropped), on the
@@ -210,14 +209,14 @@ class Epoch:
 
     def log(self, loss: float | torch.Tensor, n: int, **values: float | torch.Tensor) -> None:
         """Add one batch: its mean `loss` (and other values) over `n` items. Tensors are summed where they are
-        (reading one every step would make the CPU wait for the GPU); the bar reads the sums every few steps."""
+        (reading one every step would make the CPU wait for the GPU); the bar reads the sums about once a second."""
         self.count += n
-        self._steps += 1
         for key, value in {"loss": loss, **values}.items():
             term = value.detach().float() * n if isinstance(value, torch.Tensor) else float(value) * n
             self.sums[key] = self.sums.get(key, 0.0) + term
-        if self._bar is not None and self.count and self._steps % BAR_REFRESH_STEPS == 0:
+        if self._bar is not None and self.count and time.perf_counter() - self._shown >= BAR_REFRESH_S:
             self._bar.set_postfix(loss=f"{float(self.sums['loss']) / self.count:.4f}")
+            self._shown = time.perf_counter()
 
     def summary(self) -> dict[str, Any]:
         keys = sorted(self.sums)
