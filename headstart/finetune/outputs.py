@@ -39,9 +39,10 @@ def learning_curve_png(history: list[dict[str, Any]], path: Path, title: str, be
     from headstart.evaluation.plots import _pyplot, _save
 
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+    fig, ax = plt.subplots(figsize=(6.5, 4.3))
     epochs = [r["epoch"] for r in history]
     ax.plot(epochs, [r["train_loss"] for r in history], marker="o", label="train loss")
+    handles_from = [ax]
     if any("val_loss" in r for r in history):
         ax.plot(epochs, [r.get("val_loss") for r in history], marker="o", label="validation loss")
         acc = ax.twinx()
@@ -50,14 +51,19 @@ def learning_curve_png(history: list[dict[str, Any]], path: Path, title: str, be
         )
         acc.set_ylabel("validation accuracy")
         acc.set_ylim(0, 1.02)
-        acc.legend(loc="center right")
+        handles_from.append(acc)
     if best_epoch is not None:
         ax.axvline(best_epoch, color="grey", linestyle=":", label=f"best epoch ({best_epoch})")
     ax.set_xlabel("epoch")
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_ylabel("loss")
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper right")
+    # one legend for both axes, below the plot, where it hides no point
+    handles = [h for a in handles_from for h in a.get_legend_handles_labels()[0]]
+    labels = [h.get_label() for h in handles]
+    ax.legend(
+        handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=len(handles), fontsize=8, frameon=False
+    )
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
