@@ -124,6 +124,9 @@ def fit(
     l2sp: float = typer.Option(None, "--l2sp", help="L2-SP strength: pull the backbone toward its pretrained weights"),
     patience: int = typer.Option(None, "--patience", help="early stopping after N epochs without a better val score"),
     val_size: float = typer.Option(None, "--val-size", help="fraction of training items held out for validation"),
+    accumulate: int = typer.Option(
+        None, "--accumulate", help="optimizer step every N batches (effective batch: batch size x N)"
+    ),
     devices: str = typer.Option(None, "--devices", help="Fabric devices, e.g. 1, 2, auto"),
     num_nodes: int = typer.Option(None, "--num-nodes"),
     fabric_strategy: str = typer.Option(None, "--fabric-strategy", help="Fabric's strategy: auto, ddp, fsdp, ..."),
@@ -149,6 +152,7 @@ def fit(
             "l2sp": l2sp,
             "patience": patience,
             "val_size": val_size,
+            "accumulate": accumulate,
             "devices": _devices(devices),
             "num_nodes": num_nodes,
             "fabric_strategy": fabric_strategy,

@@ -21,7 +21,8 @@ class LoopConfig:
 
     epochs: int = 5
     lr: float = 2e-3  # the head's learning rate and the top of every schedule (fastai's fine_tune default)
-    batch_size: int = 32
+    batch_size: int = 32  # items per forward pass (per process)
+    accumulate: int = 1  # optimizer step every N batches: an effective batch of batch_size x N in one batch's memory
     seed: int = 0
     val_size: float = 0.15  # fraction of the training items held out (stratified) for validation; 0 turns it off
     num_workers: int | None = None  # DataLoader workers; None: 1 for images on small machines, 0 for text
@@ -144,6 +145,7 @@ class FinetuneConfig:
             (self.loop.epochs >= 1, "epochs must be at least 1"),
             (self.loop.lr > 0, "lr must be positive"),
             (self.loop.batch_size >= 2, "batch_size must be at least 2 (BatchNorm needs 2 items)"),
+            (self.loop.accumulate >= 1, "accumulate must be at least 1"),
             (0.0 <= self.loop.val_size < 0.9, "val_size must lie in [0, 0.9)"),
             (0.0 < s.layer_decay <= 1.0, "layer_decay must lie in (0, 1]"),
             (r.class_weight in (None, "balanced"), "class_weight must be None or 'balanced'"),

@@ -131,6 +131,29 @@ def epoch_batches(
     return batches
 
 
+@dataclass(frozen=True)
+class MicroBatch:
+    """A loaded batch's place in gradient accumulation."""
+
+    step: int  # the optimizer step of the epoch it contributes to
+    share: float  # its items / its step's items: the weight of its mean loss in the step's mean loss
+    first: bool  # the step's first batch (gradients start from zero)
+    last: bool  # the step's last batch (gradients are synchronised, clipped and applied)
+
+
+def accumulation_batches(steps: list[list[int]], batch_size: int) -> tuple[list[list[int]], list[MicroBatch]]:
+    """Each optimizer step's items (an effective batch) cut into batches of `batch_size` to load one after the
+    other, and each batch's place in its step. Accumulating over the cuts gives the gradient of the whole
+    effective batch (BatchNorm statistics aside), so `batch_size=8, accumulate=4` trains as `batch_size=32`."""
+    batches, places = [], []
+    for k, items in enumerate(steps):
+        cuts = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
+        for j, cut in enumerate(cuts):
+            batches.append(cut)
+            places.append(MicroBatch(k, len(cut) / len(items), j == 0, j == len(cuts) - 1))
+    return batches, places
+
+
 def steps_per_epoch(n: int, batch_size: int, world_size: int) -> int:
     return len(epoch_batches(n, batch_size, seed=0, epoch=0, rank=0, world_size=world_size))
 

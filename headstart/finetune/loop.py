@@ -29,6 +29,7 @@ from headstart.finetune.data import (
     EvalItems,
     Tasks,
     TrainItems,
+    accumulation_batches,
     epoch_batches,
     loader,
     steps_per_epoch,
@@ -181,7 +182,8 @@ def _train(
     resumed_at = state.epoch if restored is not None else None
 
     stages = plan_stages(config)
-    steps = steps_per_epoch(len(train_ds), loop_cfg.batch_size, world)
+    effective_batch = loop_cfg.batch_size * loop_cfg.accumulate  # per process
+    steps = steps_per_epoch(len(train_ds), effective_batch, world)
     workers = default_workers(backbone) if loop_cfg.num_workers is None else loop_cfg.num_workers
     place_backbone(backbone, fabric)
     pin = fabric.device.type == "cuda"
@@ -221,11 +223,12 @@ def _train(
             objective.anchors = [(p, a.to(p.device)) for p, a in objective.anchors]
 
         started = time.perf_counter()
-        train_batches.set_epoch(
-            epoch,
-            epoch_batches(len(train_ds), loop_cfg.batch_size, seed=loop_cfg.seed, epoch=epoch, rank=rank,
+        micro_batches, places = accumulation_batches(
+            epoch_batches(len(train_ds), effective_batch, seed=loop_cfg.seed, epoch=epoch, rank=rank,
                           world_size=world),
+            loop_cfg.batch_size,
         )  # fmt: skip
+        train_batches.set_epoch(epoch, micro_batches)
         net.set_train_mode()
         title = f"epoch {epoch + 1}/{config.total_epochs} ({stage.name})"
         bar = _bar(len(train_batches), title, progress and rank == 0)
@@ -234,19 +237,24 @@ def _train(
         loss_sum, count = torch.zeros((), dtype=torch.float32, device=fabric.device), 0  # (MPS has no float64)
         shown = time.perf_counter()
         for i, (x, y) in enumerate(train_loader):
-            set_schedule(optimizer, one_cycle((epoch - stage.first_epoch) * steps + i, stage.epochs * steps, stage))
+            place = places[i]
+            if place.first:
+                step = (epoch - stage.first_epoch) * steps + place.step
+                set_schedule(optimizer, one_cycle(step, stage.epochs * steps, stage))
+                optimizer.zero_grad(set_to_none=True)
             x, y = fabric.to_device((x, y))
             targets = [y[:, j] for j in range(y.shape[1])]
             if mix is not None:  # MixUp / CutMix blend normalised float images
                 x, soft = mix(backbone.normalize(x), targets[0])
                 targets = [soft]
-            loss = objective(model(x), targets)
-            optimizer.zero_grad(set_to_none=True)
-            fabric.backward(loss)
-            if loop_cfg.grad_clip:
-                # a non-finite norm is caught once per epoch below, not by a check that waits for the GPU each step
-                fabric.clip_gradients(model, optimizer, max_norm=loop_cfg.grad_clip, error_if_nonfinite=False)
-            optimizer.step()
+            with fabric.no_backward_sync(model, enabled=not place.last):  # DDP: all-reduce once per step
+                loss = objective(model(x), targets)
+                fabric.backward(loss * place.share if place.share != 1.0 else loss)
+            if place.last:
+                if loop_cfg.grad_clip:
+                    # a non-finite norm is caught once per epoch below, not by a wait for the GPU every step
+                    fabric.clip_gradients(model, optimizer, max_norm=loop_cfg.grad_clip, error_if_nonfinite=False)
+                optimizer.step()
             n = len(targets[0])
             loss_sum += loss.detach().float() * n
             count += n

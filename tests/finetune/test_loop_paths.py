@@ -94,3 +94,34 @@ def test_missing_labels_count_for_nothing_without_a_wait_on_the_device():
 def test_a_diverging_run_stops_with_a_clear_error(digits60):
     with pytest.raises(HeadstartError, match=r"diverged in epoch 1 .*lower --lr"):
         finetune(digits60, backbone=TINY_CNN, epochs=1, lr=1e30, val_size=0, grad_clip=None, **FAST)
+
+
+def _optimizer_steps(out) -> set[float]:
+    import json
+
+    from safetensors.torch import load_file
+
+    state = json.loads((out / "checkpoint" / "checkpoint.json").read_text())
+    tensors = load_file(str(out / "checkpoint" / state["state_file"]))
+    return {float(v) for k, v in tensors.items() if k.endswith("/step")}
+
+
+def test_accumulation_takes_one_optimizer_step_per_effective_batch(digits60, tmp_path):
+    """45 training items, batch 8 x accumulate 4: one effective batch of 32 per epoch (the short rest dropped, as
+    any short last batch is), so 2 optimizer steps in 2 epochs; batch 8 alone takes 5 per epoch."""
+    options = {**FAST, "backbone": TINY_CNN, "epochs": 2, "lr": 1e-2, "val_size": 0, "strategy": "finetune"}
+    accumulated = finetune(digits60, **{**options, "batch_size": 8, "accumulate": 4, "out": tmp_path / "acc"})
+    finetune(digits60, **{**options, "batch_size": 8, "out": tmp_path / "plain"})
+    assert _optimizer_steps(tmp_path / "acc") == {2.0} and _optimizer_steps(tmp_path / "plain") == {10.0}
+    history = accumulated.report["finetune"]["history"]
+    assert all(np.isfinite(r["train_loss"]) for r in history)
+    assert accumulated.report["finetune"]["config"]["loop"]["accumulate"] == 4
+
+
+def test_accumulation_cuts_each_step_into_batches():
+    from headstart.finetune.data import accumulation_batches
+
+    batches, places = accumulation_batches([[0, 1, 2, 3, 4], [5, 6]], batch_size=2)
+    assert batches == [[0, 1], [2, 3], [4], [5, 6]]
+    assert [(p.step, p.first, p.last) for p in places] == [(0, 1, 0), (0, 0, 0), (0, 0, 1), (1, 1, 1)]
+    assert [p.share for p in places] == [0.4, 0.4, 0.2, 1.0]
