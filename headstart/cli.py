@@ -10,6 +10,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(
@@ -84,6 +85,28 @@ def _metrics_table(report: dict[str, Any]) -> Table:
         base_acc = f"{b['accuracy']:.4f}" if b else "-"
         table.add_row(task, f"{m['accuracy']:.4f}", f"{m['macro_f1']:.4f}", str(m["n"]), b.get("name", "-"), base_acc)
     return table
+
+
+def baseline_warnings(report: dict[str, Any]) -> list[str]:
+    """One line per task whose simple baseline is clearly more accurate than the model on the same test split
+    (by more than a point and more than twice the standard error of an accuracy over that many items)."""
+    lines = []
+    for task, m in report["tasks"].items():
+        b = m.get("baseline")
+        if not b or not m.get("n"):
+            continue
+        gap = b["accuracy"] - m["accuracy"]
+        noise = 2 * (max(m["accuracy"] * (1 - m["accuracy"]), 0.0025) / m["n"]) ** 0.5
+        if gap > max(0.01, noise):
+            where = f" for {task}" if len(report["tasks"]) > 1 else ""
+            tuned = report.get("strategy", "probe") != "probe"
+            advice = "another --strategy or more epochs" if tuned else "fine-tuning (--strategy gradual)"
+            lines.append(
+                f"the baseline ({b['name']}) is {100 * gap:.1f} points more accurate than this model{where} on the "
+                f"same test split; try another backbone (headstart rank), {advice}, or for images a larger size "
+                "(?size=N on the backbone)"
+            )
+    return lines
 
 
 def _show_skipped(report: dict[str, Any]) -> None:
@@ -185,6 +208,8 @@ def fit(
         return _emit(fmt, {**model.report, "out": str(out)})
     _show_skipped(model.report)
     console.print(_metrics_table(model.report))
+    for line in baseline_warnings(model.report):
+        err.print(f"[yellow]{escape(line)}[/yellow]", highlight=False)
     console.print(f"saved model and report to [bold]{out}[/bold]")
 
 

@@ -153,3 +153,17 @@ def test_main_prints_one_line_and_exits_2(tmp_path) -> None:
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error:") and "Traceback" not in proc.stderr
+
+
+def test_a_baseline_clearly_ahead_of_the_model_is_pointed_out():
+    from headstart.cli import baseline_warnings
+
+    def report(acc: float, base: float, n: int) -> dict:
+        task = {"accuracy": acc, "n": n, "baseline": {"name": "raw pixels + logistic regression", "accuracy": base}}
+        return {"tasks": {"label": task}}
+
+    (line,) = baseline_warnings(report(0.882, 0.944, 450))  # the digits run at 64 px, 20 labels per class
+    assert line.startswith("the baseline (raw pixels + logistic regression) is 6.2 points more accurate")
+    assert baseline_warnings(report(0.90, 0.92, 450)) == []  # within noise on 450 items
+    assert baseline_warnings(report(0.95, 0.93, 450)) == []
+    assert baseline_warnings({"tasks": {"label": {"accuracy": 0.5, "n": 10}}}) == []  # no baseline fitted
