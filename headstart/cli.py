@@ -103,8 +103,8 @@ def baseline_warnings(report: dict[str, Any]) -> list[str]:
             advice = "another --strategy or more epochs" if tuned else "fine-tuning (--strategy gradual)"
             lines.append(
                 f"the baseline ({b['name']}) is {100 * gap:.1f} points more accurate than this model{where} on the "
-                f"same test split; try another backbone (headstart rank), {advice}, or for images a larger size "
-                "(?size=N on the backbone)"
+                f"same test split; try another backbone (headstart rank), {advice}, for images a larger size "
+                "(?size=N on the backbone), or a backbone pretrained on your own data (headstart pretrain)"
             )
     return lines
 
