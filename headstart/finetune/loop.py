@@ -9,7 +9,7 @@ optimizer and the distributed wrapper.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +27,7 @@ from headstart.finetune.config import FinetuneConfig
 from headstart.finetune.data import (
     EpochBatches,
     EvalItems,
+    MicroBatch,
     Tasks,
     TrainItems,
     accumulation_batches,
@@ -47,6 +48,7 @@ from headstart.finetune.net import (
     used_parameters,
 )
 from headstart.finetune.strategies import (
+    Stage,
     add_lora,
     one_cycle,
     param_groups,
@@ -232,38 +234,12 @@ def _train(
         net.set_train_mode()
         title = f"epoch {epoch + 1}/{config.total_epochs} ({stage.name})"
         bar = _bar(len(train_batches), title, progress and rank == 0)
-        # loss * items summed on the device: reading a loss every step would make the CPU wait for the GPU each
-        # step instead of queueing the next one; the bar reads it about once a second
-        loss_sum, count = torch.zeros((), dtype=torch.float32, device=fabric.device), 0  # (MPS has no float64)
-        shown = time.perf_counter()
-        for i, (x, y) in enumerate(train_loader):
-            place = places[i]
-            if place.first:
-                step = (epoch - stage.first_epoch) * steps + place.step
-                set_schedule(optimizer, one_cycle(step, stage.epochs * steps, stage))
-                optimizer.zero_grad(set_to_none=True)
-            x, y = fabric.to_device((x, y))
-            targets = [y[:, j] for j in range(y.shape[1])]
-            if mix is not None:  # MixUp / CutMix blend normalised float images
-                x, soft = mix(backbone.normalize(x), targets[0])
-                targets = [soft]
-            with fabric.no_backward_sync(model, enabled=not place.last):  # DDP: all-reduce once per step
-                loss = objective(model(x), targets)
-                fabric.backward(loss * place.share if place.share != 1.0 else loss)
-            if place.last:
-                if loop_cfg.grad_clip:
-                    # a non-finite norm is caught once per epoch below, not by a wait for the GPU every step
-                    fabric.clip_gradients(model, optimizer, max_norm=loop_cfg.grad_clip, error_if_nonfinite=False)
-                optimizer.step()
-            n = len(targets[0])
-            loss_sum += loss.detach().float() * n
-            count += n
-            bar.update(1)
-            if time.perf_counter() - shown >= BAR_REFRESH_S or i + 1 == len(train_batches):
-                bar.set_postfix(loss=f"{loss_sum.item() / max(1, count):.4f}")
-                shown = time.perf_counter()
-        totals = fabric.all_reduce(torch.stack([loss_sum, loss_sum.new_tensor(count)]), reduce_op="sum").tolist()
-        train_loss = totals[0] / max(1.0, totals[1])
+        first_step = (epoch - stage.first_epoch) * steps
+        train_loss = _train_epoch(
+            fabric, model, optimizer, objective, train_loader, places, bar,
+            schedule=_stage_schedule(stage, first_step, stage.epochs * steps),
+            mix=mix, backbone=backbone, grad_clip=loop_cfg.grad_clip,
+        )  # fmt: skip
         if not np.isfinite(train_loss):
             from headstart.errors import HeadstartError
 
@@ -309,6 +285,61 @@ def _train(
         board.close()
 
     return TrainResult(net, state.history, state.best_epoch, resumed_at, rank, world, counts)
+
+
+def _stage_schedule(stage: Stage, first_step: int, total: int) -> Callable[[int], float]:
+    """The learning-rate factor for an epoch's k-th optimizer step: the stage's one-cycle at `first_step + k`."""
+    return lambda k: one_cycle(first_step + k, total, stage)
+
+
+def _train_epoch(
+    fabric: Any,
+    model: Any,
+    optimizer: Any,
+    objective: Objective,
+    batches: torch.utils.data.DataLoader,
+    places: list[MicroBatch],
+    bar: Any,
+    *,
+    schedule: Callable[[int], float],
+    mix: Callable[[torch.Tensor, torch.Tensor], tuple] | None,
+    backbone: Backbone,
+    grad_clip: float | None,
+) -> float:
+    """One pass over the epoch's batches: each optimizer step accumulates the gradients of its batches (`places`),
+    then clips and steps; `schedule(step)` sets the learning rate. Returns the mean training loss over every
+    process's items."""
+    # loss * items summed on the device: reading a loss every step would make the CPU wait for the GPU each step
+    # instead of queueing the next one; the bar reads it about once a second
+    loss_sum, count = torch.zeros((), dtype=torch.float32, device=fabric.device), 0  # (MPS has no float64)
+    shown = time.perf_counter()
+    for i, (x, y) in enumerate(batches):
+        place = places[i]
+        if place.first:
+            set_schedule(optimizer, schedule(place.step))
+            optimizer.zero_grad(set_to_none=True)
+        x, y = fabric.to_device((x, y))
+        targets = [y[:, j] for j in range(y.shape[1])]
+        if mix is not None:  # MixUp / CutMix blend normalised float images
+            x, soft = mix(backbone.normalize(x), targets[0])
+            targets = [soft]
+        with fabric.no_backward_sync(model, enabled=not place.last):  # DDP: all-reduce once per step
+            loss = objective(model(x), targets)
+            fabric.backward(loss * place.share if place.share != 1.0 else loss)
+        if place.last:
+            if grad_clip:
+                # a non-finite norm is caught once per epoch by the caller, not by a wait for the GPU every step
+                fabric.clip_gradients(model, optimizer, max_norm=grad_clip, error_if_nonfinite=False)
+            optimizer.step()
+        n = len(targets[0])
+        loss_sum += loss.detach().float() * n
+        count += n
+        bar.update(1)
+        if time.perf_counter() - shown >= BAR_REFRESH_S or i + 1 == len(places):
+            bar.set_postfix(loss=f"{loss_sum.item() / max(1, count):.4f}")
+            shown = time.perf_counter()
+    totals = fabric.all_reduce(torch.stack([loss_sum, loss_sum.new_tensor(count)]), reduce_op="sum").tolist()
+    return totals[0] / max(1.0, totals[1])
 
 
 def _precise_bn(
