@@ -1,9 +1,10 @@
 """The training loop: ours and readable; devices, DDP, multi-node launch and mixed precision are Fabric's.
 
-One epoch: deterministic batches (augmented per item), forward through backbone and heads, the summed task losses
-(+ L2-SP), backward, clip, step, one-cycle learning rate per step; then validation (reduced over processes), early
-stopping bookkeeping and a checkpoint. Stages (gradual unfreezing) change which parameters train and rebuild the
-optimizer and the distributed wrapper.
+One epoch: deterministic batches (augmented per item, by DataLoader workers that live for the whole run), forward
+through backbone and heads, the summed task losses (+ L2-SP), backward (accumulated over `accumulate` batches), clip,
+step, one-cycle learning rate per step; then validation (reduced over processes), early stopping bookkeeping and a
+checkpoint. Losses stay on the device within an epoch, so the CPU never waits for the GPU step by step. Stages
+(gradual unfreezing) change which parameters train and rebuild the optimizer and the distributed wrapper.
 """
 
 from __future__ import annotations
