@@ -61,7 +61,9 @@ def save_bundle(model: TransferModel, path: str | Path, *, extra_files: dict[str
     for task, head in model.heads.items():
         for name, tensor in head.state_tensors().items():
             tensors[f"{task}/{name}"] = tensor
-        tasks[task] = {"head": head.kind, "params": head.get_params(), "classes": [str(c) for c in head.classes_]}
+        tasks[task] = {"head": head.kind, "params": head.fitted_params(), "classes": [str(c) for c in head.classes_]}
+        if getattr(head, "chosen_", None):
+            tasks[task]["chosen"] = head.chosen_
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,

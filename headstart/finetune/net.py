@@ -137,7 +137,7 @@ def probe_init(net: FinetuneNet, x: np.ndarray, labels: dict[str, list[str]], cl
     for head, (task, y) in zip(net.heads, labels.items()):
         if len(set(y)) < 2 or not isinstance(head[1], nn.Linear):
             continue
-        probe = LinearHead().fit(x, y)
+        probe = LinearHead(scaling="standard").fit(x, y)  # its weights act on z-scores, as the BatchNorm gives
         weight, bias = probe.module_[1].weight.detach(), probe.module_[1].bias.detach()
         rows = [classes[task].index(str(c)) for c in probe.classes_]
         with torch.no_grad():

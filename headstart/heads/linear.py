@@ -1,18 +1,27 @@
 """The softmax / linear head: softmax(W f(x) + b).
 
-Fitted with scikit-learn's multinomial L-BFGS solver on the standardised features (a well-kept solver; no reason to
-write another), then held as a torch `nn.Linear`, so the same head saves to safetensors, exports to ONNX and
-fine-tunes with the backbone. `C` is scikit-learn's inverse L2 strength.
+Fitted with scikit-learn's multinomial L-BFGS solver (a well-kept solver; no reason to write another), then held as
+a torch `nn.Linear`, so the same head saves to safetensors, exports to ONNX and fine-tunes with the backbone. `C`
+is scikit-learn's inverse L2 strength. By default (`C="auto"`, `scaling="auto"`) both are chosen by stratified
+cross-validation on the training features, warm-starting along the path of C; scikit-learn's own default
+(`LogisticRegression()` on unscaled features, C=1) is one of the candidates, so the head is not worse than it
+beyond the noise of the cross-validation.
 """
 
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-from headstart.heads.base import TorchHead
+from headstart.heads.base import SCALINGS, TorchHead, apply_scaling, scaling_stats
+from headstart.heads.tuning import best, cross_validate, folds, key, sample_for_cv
+
+C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
+FALLBACK = {"C": 1.0, "scaling": "none"}  # scikit-learn's default, where there is too little data to choose
 
 
 class LinearHead(TorchHead):
@@ -20,39 +29,105 @@ class LinearHead(TorchHead):
 
     def __init__(
         self,
-        C: float = 1.0,
+        C: float | str = "auto",
+        scaling: str = "auto",
         class_weight: str | dict | None = None,
         max_iter: int = 1000,
         tol: float = 1e-4,
+        cv: int = 5,
         random_state: int = 0,
     ) -> None:
         self.C = C
+        self.scaling = scaling
         self.class_weight = class_weight
         self.max_iter = max_iter
         self.tol = tol
+        self.cv = cv
         self.random_state = random_state
 
     def _build(self, dim: int, n_classes: int) -> nn.Module:
         return nn.Linear(dim, n_classes)
 
+    def _select(self, x: np.ndarray, y_idx: np.ndarray) -> None:
+        if self.scaling != "auto" and self.scaling not in SCALINGS:
+            raise ValueError(f"unknown scaling {self.scaling!r}; choose one of: {', '.join(SCALINGS)}, auto")
+        if self.C != "auto" and not (isinstance(self.C, (int, float)) and self.C > 0):
+            raise ValueError(f"C must be a positive number or 'auto', not {self.C!r}")
+        scalings = list(SCALINGS) if self.scaling == "auto" else [self.scaling]
+        cs = list(C_GRID) if self.C == "auto" else [float(self.C)]
+        self.C_, self.scaling_ = (cs[0], scalings[0]) if len(cs) == len(scalings) == 1 else (None, None)
+        if self.C_ is not None:
+            return
+        keep = sample_for_cv(y_idx, int(self.random_state))
+        xs, ys = x[keep], y_idx[keep]
+        splits = folds(ys, self.cv, int(self.random_state))
+        if not splits:
+            self.C_ = FALLBACK["C"] if self.C == "auto" else float(self.C)
+            self.scaling_ = FALLBACK["scaling"] if self.scaling == "auto" else self.scaling
+            self.chosen_ = {"C": self.C_, "scaling": self.scaling_, "by": "too few items per class to cross-validate"}
+            return
+        weights = self._class_weights(ys)
+        scores = []
+        for scaling in scalings:
+
+            def path(tr: np.ndarray, te: np.ndarray, scaling: str = scaling) -> dict[str, np.ndarray]:
+                stats = scaling_stats(xs[tr], scaling)
+                xtr, xte = apply_scaling(xs[tr], *stats), apply_scaling(xs[te], *stats)
+                return self._path(xtr, ys[tr], xte, cs, scaling, weights)
+
+            grid = [{"C": c, "scaling": scaling} for c in cs]
+            scores += cross_validate(grid, None, splits, ys, path=path)
+        winner = best(scores, default=FALLBACK if self.C == self.scaling == "auto" else None)
+        self.C_, self.scaling_ = float(winner.params["C"]), str(winner.params["scaling"])
+        self.chosen_ = {
+            "C": self.C_,
+            "scaling": self.scaling_,
+            "by": f"cross-validation ({len(splits)} folds) on {len(ys)} items",
+            "cv_accuracy": winner.accuracy,
+            "cv_std": winner.spread,
+        }
+        self.cv_results_ = [s.to_json() for s in scores]
+
+    def _path(
+        self, xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, cs: list[float], scaling: str, weights: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """Class probabilities on `xte` for every C, fitting from the strongest regularisation up, each fit starting
+        from the previous one's solution (cheap: the solutions move little between neighbouring Cs)."""
+        solver = self._solver(cs[0], warm_start=True)
+        out = {}
+        n_classes = len(self.classes_)
+        for c in cs:
+            solver.set_params(C=c)
+            self._fit_solver(solver, xtr, ytr, weights)
+            proba = np.zeros((len(xte), n_classes))
+            proba[:, solver.classes_] = solver.predict_proba(xte)
+            out[key({"C": c, "scaling": scaling})] = proba
+        return out
+
+    def _solver(self, c: float, *, warm_start: bool = False) -> Any:
+        from sklearn.linear_model import LogisticRegression
+
+        return LogisticRegression(C=c, max_iter=self.max_iter, tol=self.tol, warm_start=warm_start)
+
+    def _fit_solver(self, solver: Any, x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> None:
+        from sklearn.exceptions import ConvergenceWarning
+
+        with warnings.catch_warnings():  # on one BLAS thread: see `one_thread` in heads/base.py
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            solver.fit(x, y, sample_weight=weights[y])
+
     def _train(
         self, core: nn.Module, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor, generator: torch.Generator
     ) -> None:
-        from sklearn.exceptions import ConvergenceWarning
-        from sklearn.linear_model import LogisticRegression
-
-        solver = LogisticRegression(C=self.C, max_iter=self.max_iter, tol=self.tol)
-        from threadpoolctl import threadpool_limits
-
-        # One BLAS thread: these matrices are small, and threads fighting over 2 cores made fits 20-100x slower
-        # under load (benchmarks/extract.py); single-threaded it matches scikit-learn's own time.
-        with warnings.catch_warnings(), threadpool_limits(1, user_api="blas"):
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            solver.fit(x.numpy(), y.numpy(), sample_weight=weights[y].numpy())
-        coef, intercept = solver.coef_, solver.intercept_
-        if coef.shape[0] == 1:  # scikit-learn keeps one row for two classes: logit(class 1) - logit(class 0)
-            coef = torch.as_tensor(coef).repeat(2, 1) * torch.tensor([[-0.5], [0.5]], dtype=torch.float64)
-            intercept = torch.as_tensor(intercept).repeat(2) * torch.tensor([-0.5, 0.5], dtype=torch.float64)
+        solver = self._solver(float(self.C_))
+        self._fit_solver(solver, x.numpy(), y.numpy(), weights.numpy())
+        coef = np.zeros((len(self.classes_), x.shape[1]))
+        intercept = np.zeros(len(self.classes_))
+        if solver.coef_.shape[0] == 1:  # scikit-learn keeps one row for two classes: logit(1) - logit(0)
+            coef[solver.classes_] = np.r_[-0.5 * solver.coef_, 0.5 * solver.coef_]
+            intercept[solver.classes_] = np.r_[-0.5 * solver.intercept_, 0.5 * solver.intercept_]
+        else:
+            coef[solver.classes_], intercept[solver.classes_] = solver.coef_, solver.intercept_
         with torch.no_grad():
             core.weight.copy_(torch.as_tensor(coef))
             core.bias.copy_(torch.as_tensor(intercept))

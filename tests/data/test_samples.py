@@ -15,7 +15,7 @@ from headstart.errors import DataError
 
 
 def test_samples_are_described() -> None:
-    assert set(SAMPLES) == {"digits", "bbc-news", "spoken-digits"}
+    assert set(SAMPLES) == {"digits", "bbc-news", "spoken-digits", "solar-cells", "tweet-sentiment"}
     assert all(isinstance(text, str) and "\n" not in text for text in SAMPLES.values())
 
 
@@ -44,7 +44,7 @@ def test_unknown_sample_lists_the_known_ones() -> None:
         load_data("samples:mnist")
     assert str(err.value) == (
         "samples:mnist: unknown sample data set; the known ones are: samples:digits, samples:bbc-news, "
-        "samples:spoken-digits"
+        "samples:spoken-digits, samples:solar-cells, samples:tweet-sentiment"
     )
     with pytest.raises(DataError, match="samples:digits is a sample data set; label_columns=\\['y'\\] can only"):
         load_data("samples:digits", label_columns=["y"])

@@ -13,7 +13,7 @@ from sklearn.preprocessing import StandardScaler
 
 from headstart.heads import HEADS, LinearHead, MLPHead, make_head
 
-FAST = {"mlp": {"hidden": 64, "max_epochs": 30}}
+FAST = {"mlp": {"hidden": 64, "dropout": 0.5, "max_epochs": 30}}
 
 
 @pytest.fixture(scope="module")
@@ -73,13 +73,13 @@ def test_class_weight_balanced_raises_recall_of_the_rare_class() -> None:
 def test_state_round_trip(kind: str, digits) -> None:
     xtr, xte, ytr, _ = digits
     head = make_head(kind, random_state=0, **FAST.get(kind, {})).fit(xtr, ytr)
-    again = HEADS[kind].from_state(head.get_params(), list(head.classes_), head.state_tensors())
+    again = HEADS[kind].from_state(head.fitted_params(), list(head.classes_), head.state_tensors())
     np.testing.assert_allclose(head.predict_proba(xte), again.predict_proba(xte), atol=1e-6)
 
 
 def test_mlp_has_the_classic_shape_and_early_stops(digits) -> None:
     xtr, _, ytr, _ = digits
-    head = MLPHead(hidden=1024, max_epochs=200, patience=3).fit(xtr[:300], ytr[:300])
+    head = MLPHead(hidden=1024, dropout=0.5, max_epochs=200, patience=3).fit(xtr[:300], ytr[:300])
     core = head.module_[1]
     assert core[0].out_features == 1024 and isinstance(core[2], __import__("torch").nn.Dropout)
     assert head.n_epochs_ < 200
@@ -93,3 +93,60 @@ def test_bad_features_are_rejected_clearly() -> None:
     head = LinearHead().fit(np.eye(4), ["a", "b", "a", "b"])
     with pytest.raises(ValueError, match="fitted on 4 features, got 3"):
         head.predict(np.ones((1, 3)))
+
+
+def test_linear_head_chooses_regularisation_and_scaling_by_cross_validation(digits) -> None:
+    xtr, xte, ytr, yte = digits
+    head = LinearHead().fit(xtr[:400], ytr[:400])
+    chosen = head.chosen_
+    assert chosen["C"] in (0.001, 0.01, 0.1, 1.0, 10.0, 100.0) and chosen["scaling"] in ("standard", "l2", "none")
+    assert "cross-validation" in chosen["by"] and len(head.cv_results_) == 18
+    # the chosen setting is the one scikit-learn gives when asked for it directly
+    fixed = LinearHead(C=chosen["C"], scaling=chosen["scaling"]).fit(xtr[:400], ytr[:400])
+    np.testing.assert_allclose(head.predict_proba(xte), fixed.predict_proba(xte), atol=1e-6)
+    assert head.fitted_params()["C"] == chosen["C"] and head.get_params()["C"] == "auto"
+
+
+def test_tuned_linear_head_is_not_worse_than_scikit_learn_default_on_few_labels() -> None:
+    """The default candidate stays unless cross-validation shows a clearly better one, so with a handful of labels
+    the tuned head scores as scikit-learn's LogisticRegression() does, on raw features of very different scales."""
+    rng = np.random.default_rng(1)
+    centers = rng.normal(size=(4, 20)) * np.r_[np.full(10, 0.05), np.full(10, 30.0)]
+    x = np.concatenate([c + rng.normal(size=(60, 20)) * np.r_[np.full(10, 0.05), np.full(10, 30.0)] for c in centers])
+    y = np.repeat(np.array(list("abcd")), 60)
+    train = np.r_[[np.flatnonzero(y == c)[:5] for c in "abcd"]].ravel()
+    test = np.setdiff1d(np.arange(len(y)), train)
+    ours = LinearHead().fit(x[train], y[train]).score(x[test], y[test])
+    ref = LogisticRegression(max_iter=1000).fit(x[train], y[train]).score(x[test], y[test])
+    assert ours >= ref - 0.02
+
+
+def test_l2_scaling_is_inside_the_saved_head() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 6)) * rng.uniform(0.1, 50, size=(40, 1))  # rows of very different lengths
+    y = np.array(["a", "b"] * 20)
+    head = LinearHead(C=1.0, scaling="l2").fit(x, y)
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    ref = LogisticRegression(C=1.0, max_iter=1000).fit(StandardScaler().fit_transform(unit), y)
+    expected = ref.predict_proba(StandardScaler().fit(unit).transform(unit))
+    np.testing.assert_allclose(head.predict_proba(x), expected, atol=1e-3)
+    again = LinearHead.from_state(head.fitted_params(), list(head.classes_), head.state_tensors())
+    np.testing.assert_allclose(again.predict_proba(x * 7.0), head.predict_proba(x), atol=1e-5)  # length-free
+
+
+def test_heads_saved_before_l2_scaling_still_load(digits) -> None:
+    xtr, xte, ytr, _ = digits
+    head = LinearHead(C=1.0, scaling="standard").fit(xtr, ytr)
+    old = {k: v for k, v in head.state_tensors().items() if k != "0.l2"}
+    again = LinearHead.from_state({"C": 1.0}, list(head.classes_), old)
+    np.testing.assert_allclose(again.predict_proba(xte), head.predict_proba(xte), atol=1e-6)
+
+
+def test_mlp_head_chooses_its_size_and_dropout(digits) -> None:
+    xtr, xte, ytr, yte = digits
+    head = MLPHead(max_epochs=20, random_state=0).fit(xtr[:200], ytr[:200])
+    assert head.chosen_["hidden"] in (256, 1024) and head.chosen_["dropout"] in (0.2, 0.5)
+    assert head.module_[1][0].out_features == head.chosen_["hidden"] and len(head.cv_results_) == 4
+    again = MLPHead.from_state(head.fitted_params(), list(head.classes_), head.state_tensors())
+    np.testing.assert_allclose(again.predict_proba(xte), head.predict_proba(xte), atol=1e-6)
+    assert head.score(xte, yte) > 0.8

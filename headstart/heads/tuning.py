@@ -1,0 +1,115 @@
+"""Choosing a head's settings by cross-validation on the training features: cheap, because it runs on cached
+features, and honest, because each fold fits its own scaling on its own training part.
+
+Candidates are scored by mean fold accuracy; ties (common with a handful of labels) go to the lower mean log loss,
+which separates confident-and-right from lucky. With fewer than 2 items in some class there is nothing to
+cross-validate and the caller's fallback stands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+MAX_CV_ITEMS = 3000  # above this, settings are chosen on a stratified sample: the ranking of settings is stable
+
+
+@dataclass(frozen=True)
+class Fold:
+    train: np.ndarray
+    test: np.ndarray
+
+
+@dataclass
+class Score:
+    params: dict[str, Any]
+    accuracy: float
+    log_loss: float
+    spread: float
+    per_fold: tuple[float, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.params, "cv_accuracy": self.accuracy, "cv_log_loss": self.log_loss, "cv_std": self.spread}
+
+
+REPEAT_BELOW = 200  # fewer items than this: the folds are drawn several times, so a few lucky items decide less
+
+
+def folds(y_idx: np.ndarray, n_splits: int, seed: int) -> list[Fold]:
+    """Stratified folds, as many as the rarest class allows (at most `n_splits`), drawn 2-3 times over when there
+    are few items; none when some class has a single item."""
+    from sklearn.model_selection import RepeatedStratifiedKFold
+
+    k = min(n_splits, int(np.bincount(y_idx).min()))
+    if k < 2:
+        return []
+    repeats = int(np.clip(np.ceil(REPEAT_BELOW / len(y_idx)), 1, 3))
+    splitter = RepeatedStratifiedKFold(n_splits=k, n_repeats=repeats, random_state=seed)
+    return [Fold(tr, te) for tr, te in splitter.split(np.zeros(len(y_idx)), y_idx)]
+
+
+def sample_for_cv(y_idx: np.ndarray, seed: int, limit: int = MAX_CV_ITEMS) -> np.ndarray:
+    """Indices of at most `limit` items, stratified, to choose settings on."""
+    if len(y_idx) <= limit:
+        return np.arange(len(y_idx))
+    from sklearn.model_selection import train_test_split
+
+    keep, _ = train_test_split(np.arange(len(y_idx)), train_size=limit, stratify=y_idx, random_state=seed)
+    return np.sort(keep)
+
+
+def fold_scores(proba: np.ndarray, y_idx: np.ndarray) -> tuple[float, float]:
+    """(accuracy, log loss) of class probabilities `proba` (columns = class indices) against `y_idx`."""
+    p = np.clip(proba[np.arange(len(y_idx)), y_idx], 1e-12, 1.0)
+    return float((proba.argmax(1) == y_idx).mean()), float(-np.log(p).mean())
+
+
+def best(scores: Sequence[Score], default: dict[str, Any] | None = None) -> Score:
+    """The most accurate candidate (ties: lower log loss). With `default`, that candidate stays unless the best
+    beats it by more than one standard error of their paired fold differences: a choice made on a few dozen items
+    must show it is better, not merely luckier."""
+    top = max(scores, key=lambda s: (round(s.accuracy, 9), -s.log_loss))
+    base = next((s for s in scores if default is not None and _key(s.params) == _key(default)), None)
+    if base is None or base is top or len(top.per_fold) < 2:
+        return top
+    diff = np.asarray(top.per_fold) - np.asarray(base.per_fold)
+    return top if diff.mean() > diff.std(ddof=1) / np.sqrt(len(diff)) else base
+
+
+def cross_validate(
+    candidates: Iterable[dict[str, Any]],
+    fit_predict: Callable[[dict[str, Any], np.ndarray, np.ndarray], dict[str, np.ndarray]] | None,
+    splits: list[Fold],
+    y_idx: np.ndarray,
+    *,
+    path: Callable[[np.ndarray, np.ndarray], dict[str, np.ndarray]] | None = None,
+) -> list[Score]:
+    """Score each candidate over `splits`. `fit_predict(params, train_idx, test_idx)` returns {key: proba}; with
+    `path`, one call per fold returns probabilities for every candidate at once (keyed by `_key(params)`), which
+    lets a solver warm-start along a regularisation path."""
+    candidates = list(candidates)
+    per: dict[str, list[tuple[float, float]]] = {_key(c): [] for c in candidates}
+    for fold in splits:
+        if path is not None:
+            probas = path(fold.train, fold.test)
+        else:
+            assert fit_predict is not None
+            probas = {_key(c): fit_predict(c, fold.train, fold.test)[_key(c)] for c in candidates}
+        for c in candidates:
+            per[_key(c)].append(fold_scores(probas[_key(c)], y_idx[fold.test]))
+    out = []
+    for c in candidates:
+        acc = np.array([a for a, _ in per[_key(c)]])
+        loss = np.array([ll for _, ll in per[_key(c)]])
+        out.append(Score(dict(c), float(acc.mean()), float(loss.mean()), float(acc.std()), tuple(acc.tolist())))
+    return out
+
+
+def _key(params: dict[str, Any]) -> str:
+    return ",".join(f"{k}={params[k]}" for k in sorted(params))
+
+
+key = _key
