@@ -14,11 +14,10 @@ from typing import Any
 import numpy as np
 
 from headstart.backbones.registry import DEFAULT_BACKBONES, default_backbone
-from headstart.data import Dataset, load_data, split
+from headstart.data import Dataset, load_data
 from headstart.evaluation.runs import build_report as _report
 from headstart.evaluation.runs import evaluate_model as _evaluate
 from headstart.evaluation.runs import save_run
-from headstart.evaluation.runs import summary as _summary
 from headstart.evaluation.runs import write_outputs as _write_outputs
 from headstart.model import TransferModel, as_dataset
 
@@ -80,10 +79,12 @@ def embed(
 def fit(
     data: Any,
     *,
-    backbone: str | None = None,
+    backbone: str | list[str] | None = None,
     head: str = "linear",
     out: str | Path | None = None,
+    test: Any = None,
     test_size: float = 0.25,
+    refit: bool = True,
     labels_per_class: int | None = None,
     seed: int = 0,
     strict: bool = False,
@@ -95,91 +96,98 @@ def fit(
     baseline: bool = True,
     progress: bool = True,
     strategy: str = "probe",
+    time_budget: float | None = None,
     **finetune_options: Any,
 ) -> TransferModel:
-    """Steps 1 and 2: extract features with a frozen backbone and fit one head per label column.
+    """Steps 1 and 2: features from a pretrained backbone, one head per label column, scored honestly, saved.
 
-    The data is split (stratified, seeded) into train and test; with `labels_per_class`, only that many labelled
-    training items per class are used. The returned model carries `report` (metrics, baseline, timing, skipped items);
+    Where the quoted accuracy comes from: a held-out split of `test_size` (default), the separate labelled set
+    `test`, or with `test_size=0` cross-validation. The saved model then learns from every labelled item it was
+    given (`refit=False` keeps the model that was scored); `labels_per_class` simulates a small labelled set.
+    The returned model carries `report` (metrics, the baseline on the same items, timing, which items trained it);
     with `out`, the model is saved there as a bundle with report.json, report.md and confusion-matrix PNGs.
 
-    `strategy` other than "probe" (finetune, gradual, layer-decay, lora) trains the backbone too: see
-    `headstart.finetune.finetune`, which receives `finetune_options` (epochs, lr, augment, l2sp, devices, ...).
+    `strategy`: "probe" (frozen features, tuned head), "setfit" (contrastive tuning of a text encoder, then the
+    probe), "auto" (candidate recipes compared by cross-validation within `time_budget` seconds, several backbones
+    when `backbone` is a list; see `headstart.autofit`), or a fine-tuning strategy (finetune, gradual, layer-decay,
+    lora) that trains the backbone too: see `headstart.finetune.finetune` for `finetune_options` (epochs, lr, ...).
     """
-    if strategy != "probe":
+    from headstart.runs import partition
+
+    t0 = time.perf_counter()
+    ds = load_dataset(data, text_column=text_column, label_columns=label_columns, strict=strict)
+    test_ds = None
+    if test is not None:
+        test_ds = load_dataset(
+            test, modality=ds.modality, text_column=text_column, label_columns=ds.tasks, strict=strict
+        )
+    part = partition(ds, test=test_ds, test_size=test_size, seed=seed, labels_per_class=labels_per_class, refit=refit)
+    load_s = time.perf_counter() - t0
+    specs = [backbone] if isinstance(backbone, str) or backbone is None else list(backbone)
+    specs = [s or default_backbone(ds.modality) for s in specs]
+    test_source = test_ds.source if test_ds is not None else None
+    common = {"seed": seed, "batch_size": batch_size, "baseline": baseline, "progress": progress}
+    if strategy == "auto":
+        from headstart.autofit import fit_auto
+
+        model = fit_auto(
+            ds,
+            part,
+            backbones=specs,
+            head_params=head_params,
+            class_weight=class_weight,
+            time_budget=time_budget,
+            test_source=test_source,
+            finetune_options=finetune_options,
+            **common,
+        )
+    elif len(specs) > 1:
+        raise TypeError("several backbones need strategy='auto', which compares them")
+    elif strategy in ("probe", "setfit"):
+        unknown = sorted(
+            set(finetune_options) - ({"pairs_per_item", "epochs", "lr", "loss"} if strategy == "setfit" else set())
+        )
+        if unknown:
+            raise TypeError(f"fit() options {', '.join(unknown)} do not apply to strategy {strategy!r}")
+        from headstart.probe import fit_probe
+
+        model = fit_probe(
+            ds,
+            part,
+            backbone=specs[0],
+            head=head,
+            head_params=head_params,
+            class_weight=class_weight,
+            adapt="setfit" if strategy == "setfit" else None,
+            adapt_options=finetune_options,
+            test_source=test_source,
+            **common,
+        )
+    else:
         from headstart.finetune import finetune
 
-        return finetune(
-            data,
-            backbone=backbone,
+        return finetune(  # writes its own run folder (checkpoints, curves) as it trains
+            ds,
+            part=part,
+            backbone=specs[0],
             head=head,
             strategy=strategy,
-            out=out,
-            test_size=test_size,
-            labels_per_class=labels_per_class,
-            seed=seed,
-            strict=strict,
-            text_column=text_column,
-            label_columns=label_columns,
             class_weight=class_weight,
-            batch_size=batch_size,
-            baseline=baseline,
-            progress=progress,
+            out=out,
+            test_source=test_source,
+            **common,
             **(head_params or {}),
             **finetune_options,
         )
-    if finetune_options:
-        raise TypeError(f"fit() options {', '.join(sorted(finetune_options))} apply only to fine-tuning strategies")
-    from headstart.backbones import create_backbone
-    from headstart.evaluation.baselines import baseline_name, baseline_predict
-    from headstart.features import extract_features
-    from headstart.heads import make_head
-
-    timing: dict[str, float] = {}
-    t0 = time.perf_counter()
-    ds = load_dataset(data, text_column=text_column, label_columns=label_columns, strict=strict)
-    train, test = split(ds, test_size=test_size, seed=seed, labels_per_class=labels_per_class)
-    timing["load"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    bb = create_backbone(backbone or default_backbone(ds.modality))
-    _check_modality(bb.modality, ds, bb.spec)
-    both = extract_features(bb, _concat(train, test), batch_size=batch_size, progress=progress)
-    x_train, x_test = both[: len(train)], both[len(train) :]
-    timing["extract"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    params = {"class_weight": class_weight, "random_state": seed, **(head_params or {})}
-    heads = {task: make_head(head, **params).fit(x_train, train.targets[task]) for task in ds.tasks}
-    timing["fit"] = time.perf_counter() - t0
-
-    model = TransferModel(bb.spec, bb.describe(), heads, _backbone=bb)
-    model.data_info = {
-        "source": ds.source,
-        "fingerprint": ds.fingerprint(),
-        "modality": ds.modality,
-        "n_items": len(ds),
-        "n_train": len(train),
-        "n_test": len(test),
-        "labels_per_class": labels_per_class,
-        "test_size": test_size,
-        "seed": seed,
-        "skipped": len(ds.issues),
-    }
-    t0 = time.perf_counter()
-    metrics = _evaluate(model, test, x_test)
-    if baseline:
-        from headstart.evaluation import classification_metrics
-
-        for task in ds.tasks:
-            pred = baseline_predict(train, test, task, seed=seed)
-            base = classification_metrics(test.targets[task], pred, metrics[task]["labels"])
-            metrics[task]["baseline"] = {"name": baseline_name(ds.modality), **_summary(base)}
-    timing["evaluate"] = time.perf_counter() - t0
-    model.metrics = {task: _summary(m) for task, m in metrics.items()}
-    model.report = _report(model, ds, head, metrics, timing, title=f"fit: {ds.source} with {bb.spec}")
+    model.report.setdefault("timing_s", {})["load"] = load_s
     if out is not None:
-        save_run(model, out, metrics)
+        if "leaderboard" in model.report:
+            from headstart.autofit import leaderboard_png
+
+            Path(out).mkdir(parents=True, exist_ok=True)
+            leaderboard_png(model.report, Path(out) / "leaderboard.png")
+            model.report["leaderboard_png"] = "leaderboard.png"
+        save_run(model, out, model.report["tasks"])
     return model
 
 
@@ -292,17 +300,6 @@ def diagnose(
     ds = load_dataset(data, text_column=text_column, label_columns=label_columns, strict=strict)
     other = None if target is None else load_dataset(target, modality=ds.modality, text_column=text_column)
     return run(ds, target=other, backbone=backbone or default_backbone(ds.modality), out=out, **options)
-
-
-def _concat(a: Dataset, b: Dataset) -> Dataset:
-    return Dataset(
-        modality=a.modality,
-        items=a.items + b.items,
-        targets={t: a.targets[t] + b.targets[t] for t in a.targets},
-        where=a.where + b.where,
-        source=a.source,
-        issues=a.issues,
-    )
 
 
 def _check_modality(modality: str, ds: Dataset, spec: str) -> None:

@@ -47,6 +47,8 @@ class HeadKind(str, Enum):
 
 class Strategy(str, Enum):
     probe = "probe"
+    auto = "auto"
+    setfit = "setfit"
     finetune = "finetune"
     gradual = "gradual"
     layer_decay = "layer-decay"
@@ -87,6 +89,18 @@ def _metrics_table(report: dict[str, Any]) -> Table:
     return table
 
 
+def _leaderboard_table(report: dict[str, Any]) -> Table:
+    table = Table(title=f"candidates, by cross-validation on {report['leaderboard_on']}")
+    for col in ("", "candidate", "CV accuracy", "± std", "seconds", "note"):
+        table.add_column(col, justify="right" if col in ("CV accuracy", "± std", "seconds") else "left")
+    for row in report["leaderboard"]:
+        acc = "-" if row.get("cv_accuracy") is None else f"{row['cv_accuracy']:.4f}"
+        std = "-" if row.get("cv_std") is None else f"{row['cv_std']:.4f}"
+        mark = "[bold green]*[/bold green]" if row.get("chosen") else ""
+        table.add_row(mark, row["name"], acc, std, f"{row['seconds']:.1f}", escape(row.get("note", "")))
+    return table
+
+
 def baseline_warnings(report: dict[str, Any]) -> list[str]:
     """One line per task whose simple baseline is clearly more accurate than the model on the same test split
     (by more than a point and more than twice the standard error of an accuracy over that many items)."""
@@ -122,12 +136,21 @@ def _show_skipped(report: dict[str, Any]) -> None:
 @app.command()
 def fit(
     data: str = typer.Argument(..., help="samples:NAME, a folder (one sub-folder per class) or a CSV/JSONL/Parquet"),
-    backbone: str = typer.Option(None, "--backbone", "-b", help="e.g. st:all-MiniLM-L6-v2, timm:resnet18"),
+    backbone: list[str] = typer.Option(
+        None, "--backbone", "-b", help="e.g. st:all-MiniLM-L6-v2, timm:resnet18; repeat it for --strategy auto"
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="folder for the saved model and its report"),
-    head: HeadKind = typer.Option(HeadKind.linear, "--head", help="linear (softmax) or mlp (Dense 1024, relu)"),
+    head: HeadKind = typer.Option(HeadKind.linear, "--head", help="linear (softmax) or mlp (Dense, relu), tuned by CV"),
     labels_per_class: int = typer.Option(None, "--labels-per-class", help="keep only N labelled items per class"),
     seed: int = typer.Option(0, "--seed"),
-    test_size: float = typer.Option(0.25, "--test-size"),
+    test: str = typer.Option(None, "--test", help="a separate labelled set to score on, instead of a split"),
+    test_size: float = typer.Option(
+        0.25, "--test-size", help="held-out fraction to score on; 0: train on all, cross-validated estimate"
+    ),
+    refit: bool = typer.Option(
+        True, "--refit/--no-refit", help="after scoring, train the saved model on every labelled item"
+    ),
+    time_budget: float = typer.Option(None, "--time-budget", help="--strategy auto: seconds to spend on candidates"),
     class_weight: bool = typer.Option(False, "--balanced", help="weight classes inversely to their frequency"),
     baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="also fit the simple baseline"),
     batch_size: int = typer.Option(32, "--batch-size"),
@@ -136,7 +159,10 @@ def fit(
     strict: bool = STRICT,
     fmt: Format = FORMAT,
     strategy: Strategy = typer.Option(
-        Strategy.probe, "--strategy", help="probe: frozen backbone, cached features; the others train the backbone"
+        Strategy.probe,
+        "--strategy",
+        help="probe: frozen backbone, cached features; auto: compare recipes by CV; setfit: contrastive text tuning; "
+        "the others fine-tune the backbone",
     ),
     epochs: int = typer.Option(None, "--epochs", help="fine-tuning epochs (default 5)"),
     lr: float = typer.Option(None, "--lr", help="head learning rate, top of the schedule (default 2e-3)"),
@@ -164,7 +190,11 @@ def fit(
     from headstart import api
 
     options: dict[str, Any] = {}
-    if strategy != Strategy.probe:
+    tuned = strategy not in (Strategy.probe, Strategy.auto, Strategy.setfit)
+    if strategy == Strategy.setfit:
+        options = {k: v for k, v in {"epochs": epochs, "lr": lr}.items() if v is not None}
+        options.update(_settings(settings or []))
+    if tuned:
         given = {
             "epochs": epochs,
             "lr": lr,
@@ -184,14 +214,20 @@ def fit(
         options = {k: v for k, v in given.items() if v is not None}
         options.update(_settings(settings or []))
         options["resume"] = resume
+    if test_size < 0 or test_size >= 1:
+        raise typer.BadParameter(f"{test_size} is not in [0, 1)", param_hint="--test-size")
+    specs = backbone or [None]
     model = api.fit(
         data,
-        backbone=backbone,
+        backbone=specs[0] if len(specs) == 1 else specs,
         head=head.value,
         out=out,
         labels_per_class=labels_per_class,
         seed=seed,
+        test=test,
         test_size=test_size,
+        refit=refit,
+        time_budget=time_budget,
         class_weight="balanced" if class_weight else None,
         baseline=baseline,
         batch_size=batch_size,
@@ -207,7 +243,12 @@ def fit(
     if fmt == Format.json:
         return _emit(fmt, {**model.report, "out": str(out)})
     _show_skipped(model.report)
+    if "leaderboard" in model.report:
+        console.print(_leaderboard_table(model.report))
     console.print(_metrics_table(model.report))
+    for key, words in (("accuracy_from", "accuracy measured on"), ("trained_on", "the saved model learned from")):
+        if key in model.report:
+            console.print(f"{words} {escape(str(model.report[key]))}", highlight=False)
     for line in baseline_warnings(model.report):
         err.print(f"[yellow]{escape(line)}[/yellow]", highlight=False)
     console.print(f"saved model and report to [bold]{out}[/bold]")

@@ -25,6 +25,7 @@ SOURCES: dict[str, tuple[str, str]] = {
     "st": ("headstart.backbones.st_source", "sentence-transformers models"),
     "headstart": ("headstart.backbones.shipped", "backbones shipped with headstart or its dependencies"),
     "local": ("headstart.backbones.local_source", "a backbone or bundle saved by headstart (a folder)"),
+    "features": ("headstart.backbones.featurizers", "hand-made features (the baselines' own): pixels, log-mel, tfidf"),
 }
 
 
@@ -42,6 +43,10 @@ def default_backbone(modality: str) -> str:
 
 def create_backbone(spec: str) -> Backbone:
     """Build the backbone a spec names, e.g. `timm:resnet18`, `st:all-MiniLM-L6-v2`, `local:runs/digits`."""
+    if spec.startswith("concat:"):  # `concat:A + B`: the parts are specs in their own right
+        from headstart.backbones.featurizers import load_concat
+
+        return load_concat(spec)
     parsed = BackboneSpec.parse(spec)
     if parsed.prefix not in SOURCES:
         known = ", ".join(f"{p}:" for p in SOURCES)

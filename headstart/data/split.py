@@ -118,6 +118,14 @@ def _labels(ds: Dataset, task: str | None) -> list[str]:
     return ds.targets[task]
 
 
+def few_per_class(ds: Dataset, per_class: int, *, seed: int = 0) -> Dataset:
+    """At most `per_class` items of each class of `ds` (a seeded random choice), in source order."""
+    if per_class < 1:
+        raise DataError(f"labels_per_class must be at least 1, not {per_class}")
+    labels = np.asarray(_labels(ds, None), dtype=object)
+    return ds.subset(_few_per_class(np.arange(len(ds)), labels, per_class, seed))
+
+
 def _few_per_class(train_idx: np.ndarray, labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
     """At most `per_class` train indices per class, chosen at random (seeded), returned in source order."""
     rng = np.random.default_rng(seed)

@@ -24,6 +24,9 @@ def to_markdown(report: dict[str, Any]) -> str:
     for key in ("backbone", "head", "data", "seed", "labels_per_class", "n_train", "n_test"):
         if key in report:
             lines.append(f"- **{key}**: {report[key]}")
+    for key, words in (("trained_on", "the saved model learned from"), ("accuracy_from", "accuracy measured on")):
+        if key in report:
+            lines.append(f"- **{words}**: {report[key]}")
     if "timing_s" in report:
         lines.append("- **time (s)**: " + ", ".join(f"{k} {v:.2f}" for k, v in report["timing_s"].items()))
     for task, m in report.get("tasks", {}).items():
@@ -31,7 +34,7 @@ def to_markdown(report: dict[str, Any]) -> str:
             "",
             f"## Task `{task}`",
             "",
-            f"accuracy **{m['accuracy']:.4f}**, macro-F1 **{m['macro_f1']:.4f}**, {m['n']} test items",
+            f"accuracy **{m['accuracy']:.4f}**, macro-F1 **{m['macro_f1']:.4f}**, {m['n']} scored items",
             "",
         ]
         if "baseline" in m:

@@ -107,6 +107,13 @@ def extract_features(
     Items already in the cache (same backbone spec, preprocessing, weights and item content) are read back; only the
     others go through the backbone. With `out`, the result is a memory-mapped .npy file written atomically.
     """
+    parts = getattr(backbone, "parts", None)
+    if parts:  # a concat: backbone: each part through its own cache, side by side
+        kwargs = {"batch_size": batch_size, "num_workers": num_workers, "cache": cache, "progress": progress}
+        joined = np.concatenate([extract_features(p, data, **kwargs) for p in parts], axis=1)
+        return _assemble_all(joined, out)
+    if not getattr(backbone, "cacheable", True):  # e.g. wide TF-IDF rows: cheaper to compute than to store
+        cache = False
     items = list(data.items) if isinstance(data, Dataset) else list(data)
     where = list(data.where) if isinstance(data, Dataset) else [f"item #{i}" for i in range(len(items))]
     store = cache if isinstance(cache, FeatureCache) else (FeatureCache() if cache else None)
@@ -197,6 +204,22 @@ def _assemble(
         _fill(result, hashes, found, computed, fresh)
         result.flush()
         del result
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return np.load(out, mmap_mode="r")
+
+
+def _assemble_all(rows: np.ndarray, out: Path | None) -> np.ndarray:
+    """Rows computed elsewhere, returned as they are or written (atomically) to `out` as _assemble does."""
+    if out is None:
+        return rows.astype(np.float32, copy=False)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            np.save(f, rows.astype(np.float32, copy=False))
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)

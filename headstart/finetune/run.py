@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from headstart.data import Dataset, load_data, split
+from headstart.data import Dataset, load_data
 from headstart.errors import DataError
 from headstart.finetune.config import FinetuneConfig
 from headstart.model import TransferModel
+from headstart.runs import Partition, partition
 
 
 def finetune(
@@ -39,10 +41,18 @@ def finetune(
     label_columns: list[str] | None = None,
     baseline: bool = True,
     progress: bool = True,
+    test: Any = None,
+    refit: bool = True,
+    part: Partition | None = None,
+    test_source: str | None = None,
     **options: Any,
 ) -> TransferModel:
     """Fine-tune `backbone` with one `head` per label column; see `FinetuneConfig` for every other option
-    (augment, weight_decay, dropout, label_smoothing, l2sp, patience, val_size, devices, precision, ...)."""
+    (augment, weight_decay, dropout, label_smoothing, l2sp, patience, val_size, devices, precision, ...).
+
+    Scored as `headstart.runs.partition` says; then, with `refit` and labels the scored model did not train on
+    (the held-out split, the validation part), the saved model is trained again from the pretrained weights on
+    every labelled item, for as many epochs as validation chose (the best epoch), with no validation part."""
     from headstart.backbones import create_backbone
     from headstart.finetune.data import Tasks, carve_validation
     from headstart.finetune.loop import make_fabric, train
@@ -66,7 +76,23 @@ def finetune(
         if isinstance(data, Dataset)
         else load_data(data, text_column=text_column, label_columns=label_columns, strict=strict)
     )
-    train_ds, test = split(ds, test_size=test_size, seed=seed, labels_per_class=labels_per_class)
+    if part is None:
+        test_ds = None
+        if test is not None:
+            test_ds = (
+                test
+                if isinstance(test, Dataset)
+                else load_data(
+                    test, modality=ds.modality, text_column=text_column, label_columns=ds.tasks, strict=strict
+                )
+            )
+            test_source = test_ds.source
+        part = partition(
+            ds, test=test_ds, test_size=test_size, seed=seed, labels_per_class=labels_per_class, refit=refit
+        )
+    if part.test is None:
+        raise DataError("fine-tuning scores on held-out items: give a test split (--test-size) or a test set (--test)")
+    train_ds, test = part.train, part.test
     fit_ds, val_ds = carve_validation(train_ds, config.loop.val_size, seed)
     bb = create_backbone(backbone or _default_backbone(ds.modality))
     if bb.modality != ds.modality:
@@ -91,15 +117,31 @@ def finetune(
     t0 = time.perf_counter()
     result = train(fabric, bb, fit_ds, val_ds, tasks, config, folder, resume=resume, progress=progress)
     timing["train"] = time.perf_counter() - t0
-    model = _transfer_model(bb, result, tasks, config)
+    scored = _transfer_model(bb, result, tasks, config)
+    final_ds = part.final if part.refits else train_ds
+    model, refit_epochs = scored, None
+    if refit and len(final_ds) > len(fit_ds):
+        t0 = time.perf_counter()
+        refit_epochs = _refit_epochs(result, config)
+        again = replace(
+            config,
+            loop=replace(config.loop, epochs=refit_epochs, val_size=0.0),
+            regularisation=replace(config.regularisation, patience=None),
+        )
+        bb_final = create_backbone(backbone or _default_backbone(ds.modality))
+        final = train(fabric, bb_final, final_ds, None, Tasks.from_dataset(final_ds), again, None, progress=progress)
+        model = _transfer_model(bb_final, final, Tasks.from_dataset(final_ds), again)
+        timing["refit"] = time.perf_counter() - t0
     model.data_info = {
         "source": ds.source,
         "fingerprint": ds.fingerprint(),
         "modality": ds.modality,
         "n_items": len(ds),
-        "n_train": len(fit_ds),
+        "n_train": len(final_ds) if refit_epochs else len(fit_ds),
+        "n_scored_train": len(fit_ds),
         "n_val": len(val_ds) if val_ds else 0,
         "n_test": len(test),
+        "estimate": part.estimate,
         "labels_per_class": labels_per_class,
         "test_size": test_size,
         "seed": seed,
@@ -110,10 +152,35 @@ def finetune(
         return model
 
     t0 = time.perf_counter()
-    metrics = _evaluate(model, train_ds, test, ds.tasks, seed, baseline, batch_size, progress)
+    metrics = _evaluate(scored, train_ds, test, ds.tasks, seed, baseline, batch_size, progress)
     timing["evaluate"] = time.perf_counter() - t0
     _finish(model, ds, metrics, timing, result, config, folder)
+    scored_on = f"the separate labelled set {test_source}" if test_source else "a held-out split"
+    model.report["accuracy_from"] = (
+        f"{scored_on} ({len(test)} items), scoring a model fine-tuned on {len(fit_ds)} items"
+        + (f" ({len(val_ds)} more chose the epoch)" if val_ds else "")
+    )
+    model.report["trained_on"] = (
+        f"all {len(final_ds)} labelled items given, retrained from the pretrained weights for {refit_epochs} epochs"
+        if refit_epochs
+        else f"the {len(fit_ds)} items the scored model trained on (refit off, or nothing more to learn from)"
+    )
+    model.report["finetune"]["refit_epochs"] = refit_epochs
+    if folder is not None:
+        from headstart.evaluation import runs
+
+        runs.save_run(model, folder, metrics)
     return model
+
+
+def _refit_epochs(result: Any, config: FinetuneConfig) -> int:
+    """The epochs to retrain for: those up to the best validation epoch (all that ran, without validation);
+    for `gradual`, less the head-only epochs it adds by itself."""
+    ran = len(result.history)
+    best = result.best_epoch if result.best_epoch is not None else ran
+    if config.strategy.strategy == "gradual":
+        best -= config.strategy.freeze_epochs
+    return max(1, int(best))
 
 
 def _default_backbone(modality: str) -> str:
@@ -195,4 +262,3 @@ def _finish(
         model.report["finetune"].update({"metrics_csv": METRICS_FILE, "learning_curve_png": CURVE_FILE})
         if (folder / TENSORBOARD_DIR).is_dir():
             model.report["finetune"]["tensorboard"] = TENSORBOARD_DIR
-        runs.save_run(model, folder, metrics)

@@ -1,0 +1,338 @@
+"""`fit(..., strategy="auto")`: candidate recipes compared by cross-validation on the training part, the best
+refit on every label and saved, with a leaderboard (report, table, PNG).
+
+Candidates, cheapest first: the simple baseline itself (as a model: hand-made features + a logistic regression),
+a tuned linear and an MLP head on each backbone's cached features, each backbone's features joined with the
+baseline's (images, audio), and, when `time_budget` allows, the costly ones: SetFit for text backbones, `gradual`
+fine-tuning for image and audio backbones. With more than two backbones, LogME on the training features drops all
+but the best two before anything is fitted (`headstart rank` uses the same score). Every candidate sees the same
+folds; the baseline is one of them, so `auto` is not worse than it beyond the noise of the folds.
+
+The accuracy quoted for the saved model comes from the held-out split or test set when there is one (never used to
+choose); with `test_size=0`, it is the winner's cross-validated score, which the choice itself makes slightly
+optimistic (the report says so).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from headstart.data import Dataset
+from headstart.evaluation.baselines import baseline_name
+from headstart.model import TransferModel
+from headstart.runs import CV_FOLDS, Partition
+
+KEEP_BACKBONES = 2  # with more candidates than this, LogME keeps the best ones
+COSTLY = ("setfit", "gradual")
+
+
+@dataclass
+class Candidate:
+    name: str
+    kind: str  # "probe" (a head on a backbone's features) or one of COSTLY
+    spec: str
+    head: str = "linear"
+    head_params: dict[str, Any] = field(default_factory=dict)
+    fold_accuracy: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    note: str = ""
+
+    @property
+    def scored(self) -> bool:
+        return bool(self.fold_accuracy) and not self.note.startswith(("skipped", "failed"))
+
+    def row(self, chosen: bool) -> dict[str, Any]:
+        acc = np.asarray(self.fold_accuracy) if self.scored else None
+        return {
+            "name": self.name,
+            "spec": self.spec,
+            "head": self.head,
+            "cv_accuracy": None if acc is None else float(acc.mean()),
+            "cv_std": None if acc is None else float(acc.std()),
+            "folds": len(self.fold_accuracy),
+            "seconds": round(self.seconds, 2),
+            "note": self.note,
+            "chosen": chosen,
+        }
+
+
+def baseline_spec(ds: Dataset) -> tuple[str, dict[str, Any]] | None:
+    """The baseline as a backbone spec and head settings, where it can be one (images and audio)."""
+    if ds.modality == "audio":
+        return "features:log-mel", {"C": 0.1, "scaling": "standard"}
+    if ds.modality == "image":
+        shapes = {np.asarray(i).shape for i in ds.items[:200] if isinstance(i, np.ndarray)}
+        if len(shapes) == 1 and len(next(iter(shapes))) == 2 and next(iter(shapes))[0] <= 32:
+            side = next(iter(shapes))[0]
+            return f"features:pixels?mode=L&side={side}", {"C": 0.1, "scaling": "standard"}
+        return "features:pixels?side=32", {"C": 0.1, "scaling": "standard"}
+    return None
+
+
+def candidates(ds: Dataset, backbones: list[str], budget: float | None) -> list[Candidate]:
+    out: list[Candidate] = []
+    base = baseline_spec(ds)
+    name = baseline_name(ds.modality)
+    if base is not None:
+        out.append(Candidate(f"baseline: {name}", "probe", base[0], "linear", base[1]))
+    else:
+        out.append(Candidate(f"baseline: {name}", "baseline", ""))
+    for spec in backbones:
+        out.append(Candidate(f"{spec} + linear head", "probe", spec, "linear"))
+        out.append(Candidate(f"{spec} + MLP head", "probe", spec, "mlp"))
+        if base is not None:
+            out.append(Candidate(f"{spec} ⊕ baseline features + linear head", "probe", f"concat:{spec} + {base[0]}"))
+    for spec in backbones:
+        kind = "setfit" if ds.modality == "text" and spec.split(":", 1)[0] in ("st", "hf") else "gradual"
+        note = "" if budget else "skipped: costly; give --time-budget to try it"
+        out.append(Candidate(f"{spec} {kind}", kind, spec, note=note))
+    return out
+
+
+def fit_auto(
+    ds: Dataset,
+    part: Partition,
+    *,
+    backbones: list[str],
+    head_params: dict[str, Any] | None = None,
+    class_weight: str | None = None,
+    time_budget: float | None = None,
+    test_source: str | None = None,
+    finetune_options: dict[str, Any] | None = None,
+    seed: int = 0,
+    batch_size: int = 32,
+    baseline: bool = True,
+    progress: bool = True,
+) -> TransferModel:
+    start = time.perf_counter()
+    folds = fold_indices(part.train, seed)
+    backbones, dropped = _shortlist(part.train, backbones, batch_size, progress)
+    pool = candidates(part.train, backbones, time_budget)
+    for name, logme in dropped:
+        pool.append(Candidate(f"{name} (all recipes)", "dropped", name, note=f"dropped by LogME ({logme:.3f})"))
+    common = {"seed": seed, "batch_size": batch_size, "progress": progress, "class_weight": class_weight}
+    for cand in pool:
+        if cand.note or cand.kind == "dropped":
+            continue
+        spent = time.perf_counter() - start
+        if time_budget is not None and spent > time_budget and cand.kind in COSTLY:
+            cand.note = f"skipped: the time budget ({time_budget:.0f} s) was spent"
+            continue
+        t0 = time.perf_counter()
+        try:
+            _score(cand, part.train, folds, common, time_budget, spent, finetune_options or {})
+        except Exception as exc:  # one candidate failing (e.g. a backbone that cannot fine-tune) is a row, not a stop
+            from headstart.errors import HeadstartError
+
+            if not isinstance(exc, (HeadstartError, ValueError, RuntimeError)):
+                raise
+            cand.note = f"failed: {str(exc).splitlines()[0][:160]}"
+        cand.seconds = time.perf_counter() - t0
+
+    scored = [c for c in pool if c.scored]
+    winner = max(scored, key=lambda c: (round(float(np.mean(c.fold_accuracy)), 9), -pool.index(c)))
+    model = _final_model(winner, ds, part, common, baseline, test_source, finetune_options or {})
+    rows = [c.row(c is winner) for c in pool]
+    model.report["leaderboard"] = rows
+    model.report["leaderboard_on"] = (
+        f"{len(part.train)} training items, {len(folds)} folds (the same for every candidate)"
+    )
+    model.report["strategy"] = "auto"
+    model.report["chosen"] = winner.name
+    model.report["title"] = f"fit (auto): {ds.source}; chose {winner.name}"
+    if part.test is None:
+        model.report["accuracy_from"] += (
+            "; the winner was chosen on these same folds, which makes its score slightly optimistic"
+        )
+    model.report.setdefault("timing_s", {})["auto"] = time.perf_counter() - start
+    model.report["timing_s"]["auto"] = time.perf_counter() - start
+    return model
+
+
+def fold_indices(train: Dataset, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The folds every candidate is scored on: stratified on the first task (grouped when items have groups)."""
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+    y = np.asarray(train.targets[train.tasks[0]], dtype=object)
+    k = int(min(CV_FOLDS, np.unique(y, return_counts=True)[1].min()))
+    if k < 2:
+        from headstart.errors import DataError
+
+        raise DataError(f"{train.source}: --strategy auto needs at least 2 labelled items per class to compare recipes")
+    if train.groups is not None and len(set(train.groups)) >= k:
+        return list(StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed).split(y, y, train.groups))
+    return list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(y, y))
+
+
+def _shortlist(
+    train: Dataset, specs: list[str], batch_size: int, progress: bool
+) -> tuple[list[str], list[tuple[str, float]]]:
+    """All backbones when there are few; else the KEEP_BACKBONES best by LogME on the training features."""
+    if len(specs) <= KEEP_BACKBONES:
+        return specs, []
+    from headstart.backbones import create_backbone
+    from headstart.features import extract_features
+    from headstart.select.scores import logme
+
+    y = np.asarray(train.targets[train.tasks[0]])
+    scores = {}
+    for spec in specs:
+        x = extract_features(create_backbone(spec), train, batch_size=batch_size, progress=progress)
+        scores[spec] = float(logme(x, y))
+    order = sorted(specs, key=lambda s: -scores[s])
+    return order[:KEEP_BACKBONES], [(s, scores[s]) for s in order[KEEP_BACKBONES:]]
+
+
+def _score(
+    cand: Candidate,
+    train: Dataset,
+    folds: list[tuple[np.ndarray, np.ndarray]],
+    common: dict[str, Any],
+    budget: float | None,
+    spent: float,
+    finetune_options: dict[str, Any],
+) -> None:
+    fold_fit = _fold_fitter(cand, train, common, finetune_options)
+    for i, (tr, te) in enumerate(folds):
+        t0 = time.perf_counter()
+        accuracy = fold_fit(tr, te)
+        cand.fold_accuracy.append(accuracy)
+        if budget is not None and cand.kind in COSTLY and i == 0:
+            estimate = (time.perf_counter() - t0) * len(folds)
+            if spent + estimate > budget:
+                cand.note = f"skipped: {len(folds)} folds would take about {estimate:.0f} s, over the time budget"
+                return
+
+
+def _fold_fitter(
+    cand: Candidate, train: Dataset, common: dict[str, Any], finetune_options: dict[str, Any]
+) -> Callable[[np.ndarray, np.ndarray], float]:
+    """A function (train_idx, test_idx) -> mean accuracy over the tasks, for this candidate."""
+    tasks = train.tasks
+    seed = common["seed"]
+
+    def accuracy(pred: dict[str, list[str]], te: np.ndarray) -> float:
+        return float(np.mean([np.mean(np.asarray(pred[t]) == np.asarray(train.targets[t])[te]) for t in tasks]))
+
+    if cand.kind == "baseline":  # text: TF-IDF refitted in each fold, as the saved model would be
+        from headstart.probe import tfidf_predict
+
+        def fit_baseline(tr: np.ndarray, te: np.ndarray) -> float:
+            return accuracy(tfidf_predict(train.subset(tr), train.subset(te), seed=seed), te)
+
+        return fit_baseline
+    if cand.kind == "probe":
+        from headstart.backbones import create_backbone
+        from headstart.features import extract_features
+        from headstart.probe import check_modality, fit_heads
+
+        bb = create_backbone(cand.spec)
+        check_modality(bb.modality, train, bb.spec)
+        x = extract_features(bb, train, batch_size=common["batch_size"], progress=common["progress"])
+        params = {"class_weight": common["class_weight"], "random_state": seed, **cand.head_params}
+
+        def fit_probe_fold(tr: np.ndarray, te: np.ndarray) -> float:
+            heads = fit_heads(bb, train.subset(tr), x[tr], cand.head, params, seed=seed)
+            return accuracy({t: [str(c) for c in heads[t].predict(x[te])] for t in tasks}, te)
+
+        return fit_probe_fold
+
+    from headstart.runs import Partition
+
+    def fit_costly(tr: np.ndarray, te: np.ndarray) -> float:
+        a, b = train.subset(tr), train.subset(te)
+        part = Partition(a, b, a, "held-out split")
+        model = _costly_model(cand, train, part, common, {**finetune_options, "refit": False}, baseline=False)
+        return float(np.mean([model.report["tasks"][t]["accuracy"] for t in tasks]))
+
+    return fit_costly
+
+
+def _costly_model(
+    cand: Candidate,
+    ds: Dataset,
+    part: Partition,
+    common: dict[str, Any],
+    finetune_options: dict[str, Any],
+    *,
+    baseline: bool,
+    test_source: str | None = None,
+) -> TransferModel:
+    quiet = {**common, "progress": False}
+    if cand.kind == "setfit":
+        from headstart.probe import fit_probe
+
+        return fit_probe(
+            ds, part, backbone=cand.spec, adapt="setfit", baseline=baseline, test_source=test_source, **quiet
+        )
+    from headstart.finetune import finetune
+
+    options = {"epochs": 5, **finetune_options}
+    return finetune(
+        ds,
+        part=part,
+        backbone=cand.spec,
+        strategy="gradual",
+        baseline=baseline,
+        test_source=test_source,
+        **quiet,
+        **options,
+    )
+
+
+def _final_model(
+    winner: Candidate,
+    ds: Dataset,
+    part: Partition,
+    common: dict[str, Any],
+    baseline: bool,
+    test_source: str | None,
+    finetune_options: dict[str, Any],
+) -> TransferModel:
+    """The winner trained on every label the partition gives (and scored on its test part, if any)."""
+    from headstart.probe import fit_probe
+
+    if winner.kind in COSTLY:
+        return _costly_model(winner, ds, part, common, finetune_options, baseline=baseline, test_source=test_source)
+    if winner.kind == "baseline":
+        from headstart.probe import text_baseline_model
+
+        return text_baseline_model(ds, part, common, baseline=baseline, test_source=test_source)
+    return fit_probe(
+        ds,
+        part,
+        backbone=winner.spec,
+        head=winner.head,
+        head_params=winner.head_params,
+        baseline=baseline,
+        test_source=test_source,
+        **common,
+    )
+
+
+def leaderboard_png(report: dict[str, Any], path: Any) -> Any:
+    """Candidates' cross-validated accuracy (mean ± std over folds) and time, best first; the chosen one marked."""
+    from headstart.evaluation.plots import _pyplot, _save
+
+    rows = [r for r in report["leaderboard"] if r["cv_accuracy"] is not None]
+    rows.sort(key=lambda r: r["cv_accuracy"])
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.6))
+    y = np.arange(len(rows))
+    colours = [
+        "tab:green" if r["chosen"] else ("tab:grey" if r["name"].startswith("baseline") else "tab:blue") for r in rows
+    ]
+    ax.barh(y, [r["cv_accuracy"] for r in rows], xerr=[r["cv_std"] for r in rows], color=colours, capsize=3)
+    ax.set_yticks(y, [f"{r['name']}  ({r['seconds']:.0f} s)" for r in rows], fontsize=8)
+    lo = min(r["cv_accuracy"] - r["cv_std"] for r in rows)
+    ax.set_xlim(max(0.0, lo - 0.05), 1.0)
+    ax.set_xlabel("cross-validated accuracy (mean ± std over folds)")
+    ax.set_title(f"{report['title']}\n{report['leaderboard_on']}", fontsize=9)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)

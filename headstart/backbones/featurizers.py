@@ -1,0 +1,204 @@
+"""Hand-made features as backbones, so a simple baseline, or pretrained features joined with it, is a model like
+any other: cached, fitted with a tuned head, saved as a bundle, predicted end to end.
+
+- `features:pixels?side=32&mode=RGB` — an image resized to side x side, its pixel values flattened (as the raw-pixel
+  baseline of headstart.evaluation.baselines reads them; `mode=L` for grey).
+- `features:log-mel` — a clip as flat log-mel patches (the audio baseline's 800 values).
+- `features:tfidf?terms=V&bytes=B` — TF-IDF of word uni- and bigrams (the text baseline's recipe), L2-normalised.
+  Unlike the others it is fitted on the training texts (`fit_tfidf`): its vocabulary and IDF weights are tensors of
+  its module, so a bundle saves them as trained backbone weights (safetensors, UTF-8 bytes for the terms); its rows
+  are wide and cheap to compute, so they bypass the feature cache.
+- `concat:A + B` — the features of backbone A, then those of backbone B, for every item (each part cached alone).
+
+They have no weights: `weights_id` names the recipe and its version, so the cache changes when the recipe does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from headstart.backbones.base import Backbone, BackboneSpec
+from headstart.errors import BackboneError
+
+RECIPE_VERSION = "1"
+
+
+class FeaturizerBackbone(Backbone):
+    """Stateless features: `featurize(item)` gives a float vector of `embed_dim` values."""
+
+    def __init__(
+        self, spec: str, modality: str, embed_dim: int, featurize: Callable[[Any], np.ndarray], options: dict
+    ) -> None:
+        super().__init__(spec, nn.Identity(), embed_dim=embed_dim, weights_id=f"recipe-v{RECIPE_VERSION}")
+        self.modality = modality
+        self._featurize = featurize
+        self._options = options
+
+    @property
+    def preprocessing(self) -> dict[str, Any]:
+        return {"kind": "featurizer", **self._options}
+
+    def prepare(self, item: Any) -> torch.Tensor:
+        row = np.asarray(self._featurize(item), dtype=np.float32).reshape(-1)
+        if row.shape[0] != self.embed_dim:
+            raise ValueError(f"gave {row.shape[0]} values where {self.embed_dim} were expected")
+        return torch.from_numpy(row)
+
+    def collate(self, prepared: Sequence[torch.Tensor]) -> torch.Tensor:
+        return torch.stack(list(prepared))
+
+    def embed(self, batch: torch.Tensor) -> torch.Tensor:
+        return batch.float()
+
+    def batch_size_of(self, batch: torch.Tensor) -> int:
+        return int(batch.shape[0])
+
+    def place(self, device: torch.device | str, *, half_precision: bool = False) -> None:
+        """Nothing to move: the features are computed on the host."""
+
+
+def load(spec: BackboneSpec) -> Backbone:
+    if spec.name == "pixels":
+        side = int(spec.options.get("side", 32))
+        mode = spec.options.get("mode", "RGB")
+        if mode not in ("RGB", "L") or not 1 <= side <= 512:
+            raise BackboneError(f"{spec}: mode must be RGB or L and side between 1 and 512")
+        channels = 3 if mode == "RGB" else 1
+        return FeaturizerBackbone(
+            str(spec),
+            "image",
+            side * side * channels,
+            lambda item: _pixels(item, side, mode),
+            {"side": side, "mode": mode},
+        )
+    if spec.name == "tfidf":
+        terms, size = int(spec.options.get("terms", 0)), int(spec.options.get("bytes", 0))
+        return TfidfBackbone(str(spec), TfidfState(torch.zeros(terms), torch.zeros(size, dtype=torch.uint8)))
+    if spec.name == "log-mel":
+        return FeaturizerBackbone(str(spec), "audio", 800, _log_mel, {"recipe": "log-mel 40x20"})
+    raise BackboneError(
+        f"unknown featurizer {spec.name!r} in {spec}; known: features:pixels, features:log-mel, features:tfidf"
+    )
+
+
+def _pixels(item: Any, side: int, mode: str) -> np.ndarray:
+    from headstart.data import load_image
+
+    image = load_image(item).convert(mode)
+    if image.size != (side, side):
+        image = image.resize((side, side))
+    return np.asarray(image, dtype=np.float32).reshape(-1)
+
+
+def _log_mel(item: Any) -> np.ndarray:
+    from headstart.evaluation.baselines import log_mel_features
+
+    return log_mel_features([item])[0]
+
+
+TFIDF_TERMS = 20_000
+
+
+class TfidfState(nn.Module):
+    """A fitted TF-IDF as tensors: IDF weight per term, and the terms as UTF-8 bytes joined by newlines."""
+
+    def __init__(self, idf: torch.Tensor, vocab: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("idf", idf.float())
+        self.register_buffer("vocab", vocab.to(torch.uint8))
+
+
+class TfidfBackbone(FeaturizerBackbone):
+    cacheable = False
+
+    def __init__(self, spec: str, state: TfidfState) -> None:
+        n = int(state.idf.shape[0])
+        super().__init__(spec, "text", n, self._row, {"recipe": "tfidf 1-2 grams, sublinear tf", "terms": n})
+        self.module = state
+        self._vectorizer: Any = None
+        self.weights_id = "tfidf-" + _digest(state)
+
+    def _row(self, item: Any) -> np.ndarray:
+        if self._vectorizer is None:
+            self._vectorizer = _vectorizer(self.module)
+        return self._vectorizer.transform([str(item)]).toarray()[0]
+
+    def collate(self, prepared: Sequence[Any]) -> torch.Tensor:
+        return torch.stack(list(prepared))
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "architecture": self.spec}
+
+
+def fit_tfidf(texts: Sequence[str], max_terms: int = TFIDF_TERMS) -> TfidfBackbone:
+    """The text baseline's TF-IDF, fitted on `texts`, as a backbone."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vec = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), max_features=max_terms).fit(list(texts))
+    terms = sorted(vec.vocabulary_, key=vec.vocabulary_.get)
+    blob = "\n".join(terms).encode("utf-8")
+    state = TfidfState(
+        torch.as_tensor(vec.idf_, dtype=torch.float32), torch.frombuffer(bytearray(blob), dtype=torch.uint8)
+    )
+    return TfidfBackbone(f"features:tfidf?bytes={len(blob)}&terms={len(terms)}", state)
+
+
+def _vectorizer(state: nn.Module) -> Any:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    terms = bytes(state.vocab.numpy().tobytes()).decode("utf-8").split("\n")
+    vec = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), vocabulary={t: i for i, t in enumerate(terms)})
+    vec.idf_ = state.idf.numpy().astype(np.float64)
+    return vec
+
+
+def _digest(state: nn.Module) -> str:
+    import hashlib
+
+    h = hashlib.sha256(state.vocab.numpy().tobytes())
+    h.update(state.idf.numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+class ConcatBackbone(Backbone):
+    """The features of several backbones side by side. Extraction runs (and caches) each part on its own, so the
+    parts' caches serve it; fine-tuning it is not supported."""
+
+    def __init__(self, spec: str, parts: list[Backbone]) -> None:
+        modalities = {p.modality for p in parts}
+        if len(modalities) != 1:
+            raise BackboneError(f"{spec}: parts encode different modalities ({', '.join(sorted(modalities))})")
+        dim = sum(p.embed_dim for p in parts)
+        super().__init__(spec, nn.Identity(), embed_dim=dim, weights_id="+".join(p.weights_id for p in parts))
+        self.modality = parts[0].modality
+        self.parts = parts
+
+    @property
+    def preprocessing(self) -> dict[str, Any]:
+        return {"kind": "concat", "parts": [p.preprocessing for p in self.parts]}
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "parts": [p.describe() for p in self.parts]}
+
+
+def load_concat(spec: str) -> Backbone:
+    """`concat:A + B + ...`"""
+    from headstart.backbones.registry import create_backbone
+
+    names = [s.strip() for s in spec.split(":", 1)[1].split(" + ") if s.strip()]
+    if len(names) < 2:
+        raise BackboneError(f"{spec!r}: a concat: spec joins two or more backbones, e.g. 'concat:A + B'")
+    return ConcatBackbone("concat:" + " + ".join(names), [create_backbone(n) for n in names])
+
+
+def available() -> list[dict[str, Any]]:
+    note = "hand-made features (the baselines' own), as a backbone"
+    return [
+        {"spec": "features:pixels", "modality": "image", "offline": True, "note": note},
+        {"spec": "features:log-mel", "modality": "audio", "offline": True, "note": note},
+    ]

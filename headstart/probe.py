@@ -1,0 +1,243 @@
+"""The probe recipe: frozen (or contrastively adapted) backbone features, cached, and a head tuned on them.
+
+Scored as `headstart.runs.partition` says (held-out split, separate test set, or cross-validation), then the saved
+model is fitted on every labelled item the partition gives it. The simple baseline is scored on the same items.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from headstart.data import Dataset
+from headstart.errors import DataError
+from headstart.evaluation.runs import build_report, evaluate_model, summary
+from headstart.model import TransferModel
+from headstart.runs import Partition, concat, cv_predictions
+
+
+def fit_probe(
+    ds: Dataset,
+    part: Partition,
+    *,
+    backbone: str,
+    head: str = "linear",
+    head_params: dict[str, Any] | None = None,
+    class_weight: str | None = None,
+    seed: int = 0,
+    batch_size: int = 32,
+    baseline: bool = True,
+    progress: bool = True,
+    adapt: str | None = None,
+    adapt_options: dict[str, Any] | None = None,
+    test_source: str | None = None,
+) -> TransferModel:
+    """Fit `head` on `backbone`'s features of `part.train`, score it, refit on `part.final`; a TransferModel with
+    `report`. `adapt="setfit"` first tunes a text backbone contrastively on the labelled items (SetFit)."""
+    from headstart.backbones import create_backbone
+    from headstart.features import extract_features
+
+    timing: dict[str, float] = {}
+    t0 = time.perf_counter()
+    bb = create_backbone(backbone)
+    check_modality(bb.modality, ds, bb.spec)
+    adapted: dict[str, Any] = {}
+    if adapt:
+        adapted = _adapt(bb, part.train, adapt, seed, progress, adapt_options or {})
+    scored = part.train if part.test is None else concat(part.train, part.test)
+    x_scored = extract_features(bb, scored, batch_size=batch_size, progress=progress)
+    x_train = x_scored[: len(part.train)]
+    timing["extract"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    params = {"class_weight": class_weight, "random_state": seed, **(head_params or {})}
+    heads = fit_heads(bb, part.train, x_train, head, params, seed=seed)
+    timing["fit"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    scoring = TransferModel(bb.spec, bb.describe(), heads, _backbone=bb)
+    if part.test is not None:
+        metrics = evaluate_model(scoring, part.test, x_scored[len(part.train) :])
+    else:
+        metrics = _cross_validated(bb, part.train, x_train, head, params, seed)
+    if baseline:
+        add_baseline(metrics, part, seed)
+    timing["evaluate"] = time.perf_counter() - t0
+
+    if part.refits:
+        t0 = time.perf_counter()
+        if adapt:  # the adapted backbone saw only the training part: adapt a fresh one on every label
+            bb = create_backbone(backbone)
+            adapted = _adapt(bb, part.final, adapt, seed, progress, adapt_options or {})
+            x_final = extract_features(bb, part.final, batch_size=batch_size, progress=progress)
+        else:
+            x_final = x_scored  # `final` is train then test, the order the features were extracted in
+        heads = fit_heads(bb, part.final, x_final, head, params, seed=seed)
+        timing["refit"] = time.perf_counter() - t0
+
+    info = bb.describe()
+    if adapted:
+        info = {**info, "architecture": backbone, "fine_tuned": {"strategy": adapt, **adapted}}
+    model = TransferModel(bb.spec, info, heads, _backbone=bb, tuned_backbone=bool(adapt))
+    model.data_info = data_info(ds, part, seed)
+    model.metrics = {task: summary(m) for task, m in metrics.items()}
+    title = f"fit: {ds.source} with {bb.spec}" + (f" ({adapt})" if adapt else "")
+    model.report = build_report(model, ds, head, metrics, timing, title=title)
+    model.report.update(part.describe(ds.source, test_source))
+    model.report["strategy"] = adapt or "probe"
+    if adapted:
+        model.report["adapt"] = adapted
+    model.report["heads"] = {t: h.chosen_ for t, h in heads.items() if getattr(h, "chosen_", None)}
+    return model
+
+
+def fit_heads(
+    bb: Any, train: Dataset, x: np.ndarray, head: str, params: dict[str, Any], *, seed: int
+) -> dict[str, Any]:
+    """One head per task on `x`, plus features of augmented copies of the training items where the backbone's
+    modality has them (audio: noise, gain, shifts), so the probe learns the invariances fine-tuning would."""
+    from headstart.heads import make_head
+
+    x_aug, y_aug = augmented_views(bb, train, seed)
+    heads = {}
+    for task in train.tasks:
+        xs = np.concatenate([x, x_aug]) if len(x_aug) else x
+        ys = list(train.targets[task]) + list(y_aug.get(task, []))
+        heads[task] = make_head(head, **params).fit(xs, ys)
+    return heads
+
+
+def augmented_views(bb: Any, train: Dataset, seed: int) -> tuple[np.ndarray, dict[str, list[str]]]:
+    try:
+        from headstart.features.augmented import training_views
+    except ImportError:  # pragma: no cover - the module arrives with noise-robust audio
+        return np.zeros((0, 0), np.float32), {}
+    return training_views(bb, train, seed=seed)
+
+
+def add_baseline(metrics: dict[str, Any], part: Partition, seed: int) -> None:
+    """The modality's simple baseline, scored on exactly the items the model was scored on."""
+    from headstart.evaluation import classification_metrics
+    from headstart.evaluation.baselines import baseline_name, baseline_predict
+
+    train = part.train
+    for task in train.tasks:
+        if part.test is not None:
+            truth, pred = part.test.targets[task], baseline_predict(train, part.test, task, seed=seed)
+        else:
+
+            def fold(tr: np.ndarray, te: np.ndarray, task: str = task) -> list[str]:
+                return baseline_predict(train.subset(tr), train.subset(te), task, seed=seed)
+
+            truth, pred = train.targets[task], cv_predictions(fold, train, task, seed=seed)
+        base = classification_metrics(truth, pred, metrics[task]["labels"])
+        metrics[task]["baseline"] = {"name": baseline_name(train.modality), **summary(base)}
+
+
+def _cross_validated(
+    bb: Any, train: Dataset, x: np.ndarray, head: str, params: dict[str, Any], seed: int
+) -> dict[str, Any]:
+    """Metrics of out-of-fold predictions: each fold's heads (and their own tuning) see only the other folds."""
+    from headstart.evaluation import classification_metrics
+
+    metrics = {}
+    for task in train.tasks:
+
+        def fold(tr: np.ndarray, te: np.ndarray, task: str = task) -> list[str]:
+            heads = fit_heads(bb, train.subset(tr), x[tr], head, params, seed=seed)
+            return [str(c) for c in heads[task].predict(x[te])]
+
+        pred = cv_predictions(fold, train, task, seed=seed)
+        labels = sorted({str(v) for v in train.targets[task]})
+        metrics[task] = classification_metrics(train.targets[task], pred, labels)
+    return metrics
+
+
+def _adapt(bb: Any, train: Dataset, how: str, seed: int, progress: bool, options: dict[str, Any]) -> dict[str, Any]:
+    if how != "setfit":
+        raise DataError(f"unknown adaptation {how!r}")
+    if bb.modality != "text":
+        raise DataError(f"--strategy setfit tunes sentence encoders on text; backbone {bb.spec} encodes {bb.modality}")
+    from headstart.finetune.contrastive_text import contrastive_tune
+
+    return contrastive_tune(bb, train, seed=seed, progress=progress, **options)
+
+
+def data_info(ds: Dataset, part: Partition, seed: int) -> dict[str, Any]:
+    return {
+        "source": ds.source,
+        "fingerprint": ds.fingerprint(),
+        "modality": ds.modality,
+        "n_items": len(ds),
+        "n_train": len(part.final),
+        "n_scored_train": len(part.train),
+        "n_test": len(part.test) if part.test is not None else 0,
+        "estimate": part.estimate,
+        "seed": seed,
+        "skipped": len(ds.issues),
+    }
+
+
+def check_modality(modality: str, ds: Dataset, spec: str) -> None:
+    if modality != ds.modality:
+        raise DataError(f"{ds.source} holds {ds.modality} data but backbone {spec} encodes {modality}")
+
+
+TFIDF_HEAD = {"C": 10.0, "scaling": "none"}  # the text baseline's logistic regression (evaluation/baselines.py)
+
+
+def tfidf_predict(train: Dataset, test: Dataset, *, seed: int = 0) -> dict[str, list[str]]:
+    """The text baseline as headstart runs it as a model: TF-IDF fitted on `train`, a linear head per task."""
+    from headstart.backbones.featurizers import fit_tfidf
+    from headstart.features import extract_features
+
+    bb = fit_tfidf(train.items)
+    x_train = extract_features(bb, train, cache=False, progress=False)
+    x_test = extract_features(bb, test, cache=False, progress=False)
+    params = {"random_state": seed, **TFIDF_HEAD}
+    heads = fit_heads(bb, train, x_train, "linear", params, seed=seed)
+    return {task: [str(c) for c in head.predict(x_test)] for task, head in heads.items()}
+
+
+def text_baseline_model(
+    ds: Dataset, part: Partition, common: dict[str, Any], *, baseline: bool, test_source: str | None
+) -> TransferModel:
+    """The TF-IDF baseline, scored as the partition says and refit on `part.final`, saved like any model (its
+    vocabulary and IDF weights as the backbone's tensors)."""
+    from headstart.backbones.featurizers import fit_tfidf
+    from headstart.evaluation import classification_metrics
+    from headstart.features import extract_features
+
+    t0 = time.perf_counter()
+    seed = common.get("seed", 0)
+    train = part.train
+    metrics: dict[str, Any] = {}
+    if part.test is not None:
+        pred = tfidf_predict(train, part.test, seed=seed)
+        truth = part.test.targets
+    else:
+        pred, truth = {}, train.targets
+        for task in train.tasks:
+
+            def fold(tr: np.ndarray, te: np.ndarray, task: str = task) -> list[str]:
+                return tfidf_predict(train.subset(tr), train.subset(te), seed=seed)[task]
+
+            pred[task] = cv_predictions(fold, train, task, seed=seed)
+    for task in train.tasks:
+        labels = sorted({str(v) for v in train.targets[task]} | {str(v) for v in truth[task]})
+        metrics[task] = classification_metrics(truth[task], pred[task], labels)
+    if baseline:
+        add_baseline(metrics, part, seed)
+    bb = fit_tfidf(part.final.items)
+    x = extract_features(bb, part.final, cache=False, progress=False)
+    heads = fit_heads(bb, part.final, x, "linear", {"random_state": seed, **TFIDF_HEAD}, seed=seed)
+    model = TransferModel(bb.spec, bb.describe(), heads, _backbone=bb, tuned_backbone=True)
+    model.data_info = data_info(ds, part, seed)
+    model.metrics = {task: summary(m) for task, m in metrics.items()}
+    model.report = build_report(
+        model, ds, "linear", metrics, {"fit": time.perf_counter() - t0}, title=f"fit: {ds.source} with TF-IDF"
+    )
+    model.report.update(part.describe(ds.source, test_source))
+    return model
