@@ -99,6 +99,9 @@ class TextPreprocessing:
         return {"kind": "text", **asdict(self)}
 
 
+ModuleOrBuilder = nn.Module | Callable[[], nn.Module]
+
+
 class Backbone:
     """A pretrained (or randomly initialised) encoder with its preprocessing.
 
@@ -106,20 +109,78 @@ class Backbone:
     `embed(batch)` maps it to a (batch, embed_dim) tensor; `embed` is differentiable so fine-tuning uses the same path.
     `module` holds every parameter. `weights_id` identifies the weights (a file's size and time, a hub revision,
     `random-seed0`), so the feature cache never mixes two sets of weights under one spec.
+
+    The module may be built lazily: pass a zero-argument builder instead of a module, and it runs on the first access
+    to `module` (embed, place, fine-tuning, saving...). `spec`, `modality`, `embed_dim`, `preprocessing`,
+    `weights_id`, `cache_key` and `describe()` never need it, so extraction whose every item is in the feature cache
+    never builds the network. `built` says whether it has been built; `after_build(fn)` runs `fn(module)` on the
+    module before anyone can use it (e.g. loading trained weights), at once when it is built already.
     """
 
     modality: str
     embed_dim: int
 
-    def __init__(self, spec: str, module: nn.Module, *, embed_dim: int, weights_id: str) -> None:
+    def __init__(self, spec: str, module: ModuleOrBuilder, *, embed_dim: int, weights_id: str) -> None:
         self.spec = spec
-        self.module = module.eval()
         self.embed_dim = embed_dim
         self.weights_id = weights_id
+        self._pending: list[Callable[[nn.Module], None]] = []
+        if isinstance(module, nn.Module):
+            self._module: nn.Module | None = module.eval()
+            self._builder: Callable[[], nn.Module] | None = None
+        else:
+            self._module, self._builder = None, module
+
+    @property
+    def module(self) -> nn.Module:
+        """The torch module holding every parameter; built on first access when the backbone is lazy."""
+        if self._module is None:
+            self._materialise()
+        assert self._module is not None
+        return self._module
+
+    @module.setter
+    def module(self, module: nn.Module) -> None:
+        self._module, self._builder, self._pending = module, None, []
+
+    @property
+    def built(self) -> bool:
+        """Whether the module exists yet (a lazy backbone builds it on first use)."""
+        return self._module is not None
+
+    def after_build(self, hook: Callable[[nn.Module], None]) -> None:
+        """Run `hook(module)` once the module is built, before it is handed to anyone; now if it is built already."""
+        if self._module is not None:
+            hook(self._module)
+        else:
+            self._pending.append(hook)
+
+    def _materialise(self) -> None:
+        if self._builder is None:
+            raise BackboneError(f"{self.spec}: the backbone has no module and nothing to build one from")
+        with torch.random.fork_rng(devices=[]):  # however late it is built, the caller's random stream is untouched
+            module = self._builder()
+        for hook in self._pending:  # all or nothing: a failing hook leaves the backbone unbuilt, not half-built
+            hook(module)
+        self._module, self._builder, self._pending = module.eval(), None, []
+        self._on_build()
+
+    def _on_build(self) -> None:
+        """Subclasses: set-up that needs the module (e.g. the memory layout), run once it is built."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A pickled backbone (DataLoader workers that spawn, other processes) is built first and carries its module,
+        as before backbones were lazy: builders are closures, which do not pickle."""
+        _ = self.module
+        return self.__dict__.copy()
 
     @property
     def preprocessing(self) -> dict[str, Any]:
         raise NotImplementedError
+
+    def ready_to_prepare(self) -> None:
+        """Make what `prepare` needs (e.g. an image pipeline) now, in this process, so that DataLoader workers started
+        from it inherit it instead of each making it again."""
 
     def prepare(self, item: Any) -> Any:
         raise NotImplementedError
@@ -136,6 +197,11 @@ class Backbone:
     def source_logits(self, batch: Any) -> torch.Tensor | None:
         """Logits of the backbone's own source-task classifier (e.g. ImageNet), if it has one."""
         return None
+
+    @property
+    def has_source_classifier(self) -> bool:
+        """False when `source_logits` is known to give None, without building anything; True when it may not."""
+        return type(self).source_logits is not Backbone.source_logits
 
     def place(self, device: torch.device | str, *, half_precision: bool = False) -> None:
         """Move the module to `device` (in the layout that runs fastest there, for image backbones).
@@ -165,7 +231,7 @@ class ImageBackbone(Backbone):
     def __init__(
         self,
         spec: str,
-        module: nn.Module,
+        module: ModuleOrBuilder,
         *,
         embed_dim: int,
         weights_id: str,
@@ -174,12 +240,21 @@ class ImageBackbone(Backbone):
         forward_logits: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         super().__init__(spec, module, embed_dim=embed_dim, weights_id=weights_id)
-        first = next(module.parameters(), None)
-        self.place(first.device if first is not None else "cpu")  # where it is, in the layout that runs fastest
+        self.memory_format = preferred_memory_format(torch.device("cpu"), False)
         self.image_preprocessing = preprocessing
-        self._transform = preprocessing.transform()
+        self._transform: ImageTransform | None = None  # made on first use: torchvision takes seconds to import
         self._forward_embed = forward_embed
         self._forward_logits = forward_logits
+        if self.built:
+            self._on_build()
+
+    def _on_build(self) -> None:
+        first = next(self.module.parameters(), None)
+        self.place(first.device if first is not None else "cpu")  # where it is, in the layout that runs fastest
+
+    @property
+    def has_source_classifier(self) -> bool:
+        return self._forward_logits is not None
 
     @property
     def preprocessing(self) -> dict[str, Any]:
@@ -188,9 +263,15 @@ class ImageBackbone(Backbone):
     def set_preprocessing(self, preprocessing: ImagePreprocessing) -> None:
         """Use other preprocessing (image size, crop, ...); it becomes part of the cache key and of saved models."""
         self.image_preprocessing = preprocessing
-        self._transform = preprocessing.transform()
+        self._transform = None
+
+    def ready_to_prepare(self) -> None:
+        if self._transform is None:
+            self._transform = self.image_preprocessing.transform()
 
     def prepare(self, item: Any) -> torch.Tensor:
+        self.ready_to_prepare()
+        assert self._transform is not None
         return self._transform(item)
 
     def collate(self, prepared: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -235,26 +316,41 @@ def preferred_memory_format(device: torch.device, half_precision: bool) -> torch
 
 
 class TextBackbone(Backbone):
-    """A text encoder: `tokenize(texts)` gives a dict of tensors, `forward_embed(module, tokens)` gives (B, D)."""
+    """A text encoder: `tokenize(texts)` gives a dict of tensors, `forward_embed(module, tokens)` gives (B, D).
+
+    `tokenizer` is the Hugging Face tokenizer behind `tokenize`, where there is one (masked-LM pretraining needs it);
+    `load_tokenizer` gives it lazily, on first access."""
 
     modality = "text"
-    tokenizer: Any = None  # the Hugging Face tokenizer behind `tokenize`, where there is one (masked-LM pretraining)
 
     def __init__(
         self,
         spec: str,
-        module: nn.Module,
+        module: ModuleOrBuilder,
         *,
         embed_dim: int,
         weights_id: str,
         preprocessing: TextPreprocessing,
         tokenize: Callable[[list[str]], dict[str, torch.Tensor]],
         forward_embed: Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor],
+        load_tokenizer: Callable[[], Any] | None = None,
     ) -> None:
         super().__init__(spec, module, embed_dim=embed_dim, weights_id=weights_id)
         self.text_preprocessing = preprocessing
         self._tokenize = tokenize
         self._forward_embed = forward_embed
+        self._tokenizer: Any = None
+        self._load_tokenizer = load_tokenizer
+
+    @property
+    def tokenizer(self) -> Any:
+        if self._tokenizer is None and self._load_tokenizer is not None:
+            self._tokenizer, self._load_tokenizer = self._load_tokenizer(), None
+        return self._tokenizer
+
+    @tokenizer.setter
+    def tokenizer(self, tokenizer: Any) -> None:
+        self._tokenizer, self._load_tokenizer = tokenizer, None
 
     @property
     def preprocessing(self) -> dict[str, Any]:

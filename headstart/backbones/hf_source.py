@@ -13,6 +13,7 @@ from headstart.backbones.base import (
     BackboneSpec,
     ImageBackbone,
     ImagePreprocessing,
+    ModuleOrBuilder,
     TextBackbone,
     TextPreprocessing,
     file_weights_id,
@@ -22,6 +23,8 @@ from headstart.errors import BackboneError
 
 
 def load(spec: BackboneSpec) -> Backbone:
+    """A transformers model. Text and image models are built on first real use: their sizes come from the config
+    and their preprocessing from the tokenizer settings or image processor, read without the weights."""
     import transformers
 
     from headstart.backbones.registry import offline
@@ -32,23 +35,54 @@ def load(spec: BackboneSpec) -> Backbone:
     kwargs = {"local_files_only": offline() or local, "trust_remote_code": False}
     try:
         config = transformers.AutoConfig.from_pretrained(where, **kwargs)
-        if spec.random_init:
-            torch.manual_seed(0)
-            model = transformers.AutoModel.from_config(config)
-        else:
-            model = transformers.AutoModel.from_pretrained(where, **kwargs)
     except Exception as exc:
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise BackboneError(f"cannot load Hugging Face model {where!r}: {reason}") from None
+        raise BackboneError(f"cannot load Hugging Face model {where!r}: {_reason(exc)}") from None
     weights = sorted(Path(where).glob("*.safetensors")) if local else []
     weights_id = "random-seed0" if spec.random_init else (file_weights_id(*weights) if weights else f"hub:{where}")
-    if getattr(model, "main_input_name", "") in ("input_values", "input_features"):
-        from headstart.backbones.hf_audio import audio_backbone
 
-        return audio_backbone(spec, model, where, kwargs, weights_id)
+    def build() -> Any:
+        try:
+            if spec.random_init:
+                torch.manual_seed(0)
+                return transformers.AutoModel.from_config(config)
+            return transformers.AutoModel.from_pretrained(where, **kwargs)
+        except Exception as exc:
+            raise BackboneError(f"cannot load Hugging Face model {where!r}: {_reason(exc)}") from None
+
+    main_input = _main_input_name(config)
+    if main_input is None or main_input in AUDIO_INPUTS:  # audio models (and unknown ones) are built now
+        with torch.random.fork_rng(devices=[]):
+            model = build()
+        if getattr(model, "main_input_name", "") in AUDIO_INPUTS:
+            from headstart.backbones.hf_audio import audio_backbone
+
+            return audio_backbone(spec, model, where, kwargs, weights_id)
+        return (
+            _image_backbone(spec, model, config, where, kwargs, weights_id)
+            if _is_vision(config)
+            else (_text_backbone(spec, model, config, where, kwargs, weights_id))
+        )
     if _is_vision(config):
-        return _image_backbone(spec, model, where, kwargs, weights_id)
-    return _text_backbone(spec, model, where, kwargs, weights_id)
+        return _image_backbone(spec, build, config, where, kwargs, weights_id)
+    return _text_backbone(spec, build, config, where, kwargs, weights_id)
+
+
+AUDIO_INPUTS = ("input_values", "input_features")
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+
+
+def _main_input_name(config: Any) -> str | None:
+    """The input the AutoModel class for `config` takes (`input_ids`, `pixel_values`, `input_values`, ...), read
+    from the class without building it; None when the class cannot be told."""
+    try:
+        from transformers.models.auto.modeling_auto import MODEL_MAPPING
+
+        return str(MODEL_MAPPING[type(config)].main_input_name)
+    except Exception:
+        return None
 
 
 def quiet_transformers() -> None:
@@ -70,29 +104,35 @@ def _is_vision(config: Any) -> bool:
     return hasattr(config, "image_size") or hasattr(config, "num_channels")
 
 
-def _text_backbone(spec: BackboneSpec, model: Any, where: str, kwargs: dict, weights_id: str) -> TextBackbone:
+def _text_backbone(
+    spec: BackboneSpec, model: ModuleOrBuilder, config: Any, where: str, kwargs: dict, weights_id: str
+) -> TextBackbone:
     import transformers
 
-    try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(where, **kwargs)
-    except Exception as exc:
-        raise BackboneError(f"cannot load the tokenizer of {where!r}: {str(exc).splitlines()[0][:200]}") from None
-    limit = getattr(model.config, "max_position_embeddings", 512)
+    def load_tokenizer() -> Any:
+        try:
+            return transformers.AutoTokenizer.from_pretrained(where, **kwargs)
+        except Exception as exc:
+            raise BackboneError(f"cannot load the tokenizer of {where!r}: {str(exc).splitlines()[0][:200]}") from None
+
+    limit = getattr(config, "max_position_embeddings", 512)
     max_length = int(spec.options.get("max_length", min(512, limit)))
 
     def tokenize(texts: list[str]) -> dict[str, torch.Tensor]:
-        return dict(tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt"))
+        return dict(
+            backbone.tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        )
 
     backbone = TextBackbone(
         str(spec),
         model,
-        embed_dim=int(model.config.hidden_size),
+        embed_dim=int(config.hidden_size),
         weights_id=weights_id,
         preprocessing=TextPreprocessing(max_length=max_length),
         tokenize=tokenize,
         forward_embed=_hf_text_embed,
+        load_tokenizer=load_tokenizer,  # masked-LM pretraining needs the tokenizer itself
     )
-    backbone.tokenizer = tokenizer  # masked-LM pretraining needs the tokenizer itself
     return backbone
 
 
@@ -101,7 +141,9 @@ def _hf_text_embed(model: torch.nn.Module, tokens: dict[str, torch.Tensor]) -> t
     return mean_pool(out.last_hidden_state, tokens["attention_mask"])
 
 
-def _image_backbone(spec: BackboneSpec, model: Any, where: str, kwargs: dict, weights_id: str) -> ImageBackbone:
+def _image_backbone(
+    spec: BackboneSpec, model: ModuleOrBuilder, config: Any, where: str, kwargs: dict, weights_id: str
+) -> ImageBackbone:
     import transformers
 
     try:
@@ -110,10 +152,10 @@ def _image_backbone(spec: BackboneSpec, model: Any, where: str, kwargs: dict, we
         side = int(size.get("shortest_edge") or size.get("height")) if isinstance(size, dict) else int(size)
         mean, std = tuple(processor.image_mean), tuple(processor.image_std)
     except Exception:
-        side = int(getattr(model.config, "image_size", 224))
+        side = int(getattr(config, "image_size", 224))
         mean, std = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
     pre = ImagePreprocessing(size=side, crop_pct=1.0, mean=mean, std=std, interpolation="bilinear")
-    hidden = getattr(model.config, "hidden_size", None) or model.config.hidden_sizes[-1]
+    hidden = getattr(config, "hidden_size", None) or config.hidden_sizes[-1]
     return ImageBackbone(
         str(spec),
         model,

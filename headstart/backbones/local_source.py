@@ -18,8 +18,8 @@ WEIGHTS = "backbone.safetensors"
 
 
 def load(spec: BackboneSpec) -> Backbone:
-    from safetensors.torch import load_model
-
+    """The folder's backbone. Its trained weights are loaded when the architecture's module is built, which a lazy
+    architecture (e.g. `st:`, `hf:`, `timm:`) does on first real use only."""
     from headstart.backbones.registry import create_backbone
 
     folder = Path(spec.name).expanduser()
@@ -37,14 +37,20 @@ def load(spec: BackboneSpec) -> Backbone:
     if weights is not None:
         if not weights.is_file():
             raise BackboneError(f"{weights}: weights file named in {MANIFEST} is missing")
-        try:
-            load_model(backbone.module, str(weights), strict=True, device="cpu")
-        except Exception as exc:
-            raise BackboneError(f"{weights}: cannot load weights ({str(exc).splitlines()[0][:200]})") from None
+        backbone.after_build(lambda module: _load_weights(module, weights))  # now, or when the module is built
         backbone.weights_id = file_weights_id(weights)
         _restore_preprocessing(backbone, section.get("preprocessing"))
     backbone.spec = f"local:{folder.resolve()}"
     return backbone
+
+
+def _load_weights(module: Any, weights: Path) -> None:
+    from safetensors.torch import load_model
+
+    try:
+        load_model(module, str(weights), strict=True, device="cpu")
+    except Exception as exc:
+        raise BackboneError(f"{weights}: cannot load weights ({str(exc).splitlines()[0][:200]})") from None
 
 
 def _restore_preprocessing(backbone: Backbone, saved: Any) -> None:

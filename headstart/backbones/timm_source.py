@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from headstart.backbones.base import BackboneSpec, ImageBackbone, ImagePreprocessing, file_weights_id
+from headstart.backbones.base import (
+    BackboneSpec,
+    ImageBackbone,
+    ImagePreprocessing,
+    ModuleOrBuilder,
+    file_weights_id,
+)
 from headstart.errors import BackboneError
 
 RANDOM_SEED = 0
 
 
 def load(spec: BackboneSpec) -> ImageBackbone:
+    """A timm model, built on first real use: its preprocessing and sizes come from the architecture instantiated on
+    the meta device (no memory, no initialisation), its weights are identified by their file."""
     import timm
 
     if not timm.is_model(spec.name):
@@ -20,18 +29,47 @@ def load(spec: BackboneSpec) -> ImageBackbone:
         hint = f"; similar names: {', '.join(close)}" if close else ""
         raise BackboneError(f"timm has no model named {spec.name!r}{hint}")
     if spec.random_init:
-        torch.manual_seed(RANDOM_SEED)
-        model = timm.create_model(spec.name, pretrained=False)
         weights_id = f"random-seed{RANDOM_SEED}"
+
+        def build() -> torch.nn.Module:
+            torch.manual_seed(RANDOM_SEED)
+            return timm.create_model(spec.name, pretrained=False)
     else:
         weights_file = cached_weights_file(spec)
-        model = timm.create_model(spec.name, pretrained=True, pretrained_cfg_overlay={"file": weights_file})
         weights_id = file_weights_id(weights_file)
-    return wrap_timm_model(str(spec), model, weights_id, has_source_head=not spec.random_init)
+
+        def build() -> torch.nn.Module:
+            return timm.create_model(spec.name, pretrained=True, pretrained_cfg_overlay={"file": weights_file})
+
+    return lazy_timm_backbone(str(spec), spec.name, build, weights_id, has_source_head=not spec.random_init)
 
 
-def wrap_timm_model(spec: str, model: torch.nn.Module, weights_id: str, *, has_source_head: bool) -> ImageBackbone:
-    """Turn a timm model into a backbone: pooled pre-logits features as embeddings, its classifier as source head."""
+def lazy_timm_backbone(
+    spec: str, name: str, build: Callable[[], torch.nn.Module], weights_id: str, *, has_source_head: bool
+) -> ImageBackbone:
+    """`wrap_timm_model` for a model not built yet: the facts come from `name`'s architecture on the meta device
+    (or, for an architecture that cannot be built there, from a real build, which then serves as the module)."""
+    import timm
+
+    try:
+        with torch.device("meta"):
+            template = timm.create_model(name, pretrained=False)
+    except Exception:  # e.g. an architecture that reads tensor values while it is built
+        with torch.random.fork_rng(devices=[]):
+            return wrap_timm_model(spec, build(), weights_id, has_source_head=has_source_head)
+    facts = timm_facts(template, has_source_head=has_source_head)
+
+    def checked() -> torch.nn.Module:
+        model = build()
+        if timm_facts(model, has_source_head=has_source_head) != facts:
+            raise BackboneError(f"{spec}: the built model differs from its architecture's description")
+        return model
+
+    return _timm_backbone(spec, checked, weights_id, facts)
+
+
+def timm_facts(model: torch.nn.Module, *, has_source_head: bool) -> tuple[ImagePreprocessing, int, bool]:
+    """A timm model's preprocessing, embedding size and whether its classifier serves as source head."""
     import timm
 
     cfg = timm.data.resolve_data_config({}, model=model)
@@ -43,15 +81,26 @@ def wrap_timm_model(spec: str, model: torch.nn.Module, weights_id: str, *, has_s
         interpolation=str(cfg.get("interpolation", "bicubic")),
     )
     embed_dim = int(getattr(model, "head_hidden_size", None) or model.num_features)
-    logits = _timm_logits if has_source_head and getattr(model, "num_classes", 0) else None
+    return pre, embed_dim, bool(has_source_head and getattr(model, "num_classes", 0))
+
+
+def wrap_timm_model(spec: str, model: torch.nn.Module, weights_id: str, *, has_source_head: bool) -> ImageBackbone:
+    """Turn a timm model into a backbone: pooled pre-logits features as embeddings, its classifier as source head."""
+    return _timm_backbone(spec, model, weights_id, timm_facts(model, has_source_head=has_source_head))
+
+
+def _timm_backbone(
+    spec: str, module: ModuleOrBuilder, weights_id: str, facts: tuple[ImagePreprocessing, int, bool]
+) -> ImageBackbone:
+    pre, embed_dim, logits = facts
     return ImageBackbone(
         spec,
-        model,
+        module,
         embed_dim=embed_dim,
         weights_id=weights_id,
         preprocessing=pre,
         forward_embed=_timm_embed,
-        forward_logits=logits,
+        forward_logits=_timm_logits if logits else None,
     )
 
 

@@ -79,6 +79,7 @@ def iter_batches(
     pin_memory: bool = False,
 ) -> Iterator[Any]:
     """Collated batches of `items`, in order, ready for `backbone.embed`."""
+    getattr(backbone, "ready_to_prepare", lambda: None)()  # before the workers start, so they inherit it
     loader = torch.utils.data.DataLoader(
         _Prepared(items, where, backbone),
         batch_size=batch_size,

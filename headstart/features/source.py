@@ -24,8 +24,11 @@ class SourceClassifier(Backbone):
     """`backbone` seen through its source classifier: `embed(batch)` gives the (batch, n_classes) logits."""
 
     def __init__(self, backbone: Backbone, n_classes: int) -> None:
-        super().__init__(
-            f"{backbone.spec} [source logits]", backbone.module, embed_dim=n_classes, weights_id=backbone.weights_id
+        super().__init__(  # the module is the backbone's own, taken (and so built) only when logits are computed
+            f"{backbone.spec} [source logits]",
+            lambda: backbone.module,
+            embed_dim=n_classes,
+            weights_id=backbone.weights_id,
         )
         self.backbone = backbone
         self.modality = backbone.modality
@@ -37,6 +40,9 @@ class SourceClassifier(Backbone):
     @property
     def cache_key(self) -> str:
         return hashlib.sha256(f"source-logits\0{self.backbone.cache_key}".encode()).hexdigest()[:24]
+
+    def ready_to_prepare(self) -> None:
+        getattr(self.backbone, "ready_to_prepare", lambda: None)()
 
     def prepare(self, item: Any) -> Any:
         return self.backbone.prepare(item)
@@ -79,6 +85,8 @@ def extract_source_logits(
     items = data.items if isinstance(data, Dataset) else list(data)
     if not items:
         raise ValueError("no items to run the source classifier on")
+    if not getattr(backbone, "has_source_classifier", True):
+        return None  # known without building the backbone (e.g. every text encoder)
     store = cache if isinstance(cache, FeatureCache) else (FeatureCache() if cache else None)
     # Logits already cached say how many classes there are; otherwise one item through the network tells.
     n_classes = _cached_width(store, backbone, items) or source_classes(backbone, items[0])
