@@ -1,20 +1,23 @@
 """Audio benchmark: spoken digits with held-out voices, clean and with white noise at 10 dB and 0 dB SNR.
 
-    python benchmarks/audio.py [--quick] [--seed S] [--out PATH]
+    python benchmarks/audio.py [--seeds 0,1,2] [--ft-epochs 4] [--no-finetune] [--out PATH]
 
-1. accuracy and wall time of four methods on the same group-wise split of samples:spoken-digits (test voices are
-   never heard in training; noise is added to the test clips only, seeded):
-   - headstart:speech-embedding features + linear head (probe),
-   - headstart:speech-embedding fine-tuned (`--strategy finetune`, `--augment light` unless told otherwise),
-   - headstart:logmel-cnn trained from scratch (random init, the whole network at the head's learning rate),
-   - log-mel + logistic regression (the quickstart's audio baseline).
-   Wall time: training (extraction included) for each method, then evaluation per condition.
-2. extraction throughput: `extract_features(..., cache=False)` / the raw `backbone.embed` forward on the same,
-   pre-collated batches, measured in this run for speech-embedding and logmel-cnn (best of the interleaved reps).
+On the group-wise split of samples:spoken-digits (the test voices are never heard in training; noise is added to the
+test clips only, seeded per clip), for each seed, accuracy of:
+   - the speech-embedding probe (frozen features + headstart's linear head) with the original options
+     (`?trim=1&window=1&pool=mean`: silence trimmed, a 1 s window, mean pooling) and with the new defaults
+     (no trimming, a 2 s window, mean+max pooling over the frames that hold audio); each also with the head trained
+     on the original features plus the features of 2 augmented copies of every training clip
+     (`headstart.features.augmented.training_views`: noise at 0-20 dB SNR, gain, time shift);
+   - pooling alone compared on the new window (mean, mean+max, mean+std), probe with augmented views;
+   - speech-embedding fine-tuned (`strategy="finetune"`, `--augment strong`: noise at 0-20 dB among others) with the
+     original options and with the new defaults;
+   - log-mel + logistic regression (the fit report's baseline; it keeps its trimmed, fixed 1 s window).
+Then mean and standard deviation over the seeds. Features go through the feature cache (a fresh temporary one unless
+HEADSTART_CACHE is set), so the probes share one extraction per backbone spec and condition.
 
-The default run takes about 4 minutes on 2 idle CPU cores (up to about 10 on a busy machine); `--quick` (fewer
-epochs, fewer clips for throughput) about 2.
-Writes benchmarks/results/audio.json (or --out) and prints a markdown table.
+Writes benchmarks/results/audio_noise.json (or --out) and prints a markdown table. About 25-35 minutes on 2 busy
+CPU cores with fine-tuning (3 seeds x 2 fine-tunes dominate), about 5 without.
 """
 
 from __future__ import annotations
@@ -32,20 +35,14 @@ os.environ.setdefault("HEADSTART_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 ROOT = Path(__file__).resolve().parent
-SPEECH = "headstart:speech-embedding"
-LOGMEL = "headstart:logmel-cnn"
+OLD = "headstart:speech-embedding?pool=mean&trim=1&window=1"
+NEW = "headstart:speech-embedding"
+POOLING = {"mean": f"{NEW}?pool=mean", "mean+max": NEW, "mean+std": f"{NEW}?pool=meanstd"}
 CONDITIONS = (("clean", None), ("10 dB", 10.0), ("0 dB", 0.0))
-
-FULL = {"ft_epochs": 6, "scratch_epochs": 25, "throughput_n": 128, "reps": 2}
-QUICK = {"ft_epochs": 1, "scratch_epochs": 4, "throughput_n": 32, "reps": 1}
 
 
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def loadavg() -> list[float]:
-    return [round(v, 2) for v in os.getloadavg()]
 
 
 def test_sets(test, seed: int) -> dict:
@@ -54,148 +51,173 @@ def test_sets(test, seed: int) -> dict:
     return {name: test if snr is None else with_noise(test, snr, seed=seed) for name, snr in CONDITIONS}
 
 
-def head_method(name: str, train_fn, tests: dict) -> dict:
-    """Train once (timed), then evaluate the model on every condition (each timed)."""
+def probe_rows(spec: str, train, tests: dict, seed: int, views: bool) -> dict:
+    """{"plain": accuracies, "views": accuracies}: a linear head on frozen features, without / with augmented views."""
+    import numpy as np
+
+    from headstart.backbones import create_backbone
+    from headstart.features import extract_features
+    from headstart.features.augmented import training_views
+    from headstart.heads import make_head
+
+    bb = create_backbone(spec)
+    x = extract_features(bb, train, progress=False)
+    y = list(train.targets["label"])
+    xs = {cond: extract_features(bb, ds, progress=False) for cond, ds in tests.items()}
+    fits = {"plain": (x, y)}
+    if views:
+        xv, yv = training_views(bb, train, seed=seed)
+        fits["views"] = (np.concatenate([x, xv]), y + yv["label"])
+    out = {}
+    for name, (xt, yt) in fits.items():
+        head = make_head("linear", random_state=seed).fit(xt, yt)
+        out[name] = {
+            cond: round(float(np.mean(np.asarray(head.predict(xs[cond])) == np.asarray(ds.labels))), 4)
+            for cond, ds in tests.items()
+        }
+        log(f"probe {spec} ({name}): {out[name]}")
+    return out
+
+
+def finetune_row(spec: str, ds, tests: dict, seed: int, epochs: int, augment: str) -> dict:
     from headstart import api
 
     t0 = time.perf_counter()
-    model = train_fn()
-    row = {"method": name, "train_s": round(time.perf_counter() - t0, 2), "accuracy": {}, "eval_s": {}}
-    for cond, ds in tests.items():
-        t0 = time.perf_counter()
-        report = api.evaluate(model, ds, progress=False)
-        row["eval_s"][cond] = round(time.perf_counter() - t0, 2)
-        row["accuracy"][cond] = round(report["tasks"]["label"]["accuracy"], 4)
-        log(f"{name}: {cond} accuracy {row['accuracy'][cond]:.4f}")
-    return row
+    model = api.fit(
+        ds,
+        backbone=spec,
+        strategy="finetune",
+        epochs=epochs,
+        augment=augment,
+        batch_size=16,
+        seed=seed,
+        progress=False,
+        baseline=False,
+    )
+    acc = {}
+    for cond, test in tests.items():
+        report = api.evaluate(model, test, progress=False)
+        acc[cond] = round(report["tasks"]["label"]["accuracy"], 4)
+    log(f"fine-tuned {spec} seed {seed} ({time.perf_counter() - t0:.0f} s): {acc}")
+    return acc
 
 
-def baseline_method(train, tests: dict, seed: int) -> dict:
+def baseline_row(train, tests: dict, seed: int) -> dict:
     from headstart.evaluation.baselines import baseline_predict
 
-    row = {"method": "log-mel + logistic regression", "train_s": None, "accuracy": {}, "eval_s": {}}
+    acc = {}
     for cond, ds in tests.items():
-        t0 = time.perf_counter()
-        pred = baseline_predict(train, ds, "label", seed=seed)  # refits each time: its time includes training
-        row["eval_s"][cond] = round(time.perf_counter() - t0, 2)
-        row["accuracy"][cond] = round(sum(p == y for p, y in zip(pred, ds.labels)) / len(ds), 4)
-        log(f"baseline: {cond} accuracy {row['accuracy'][cond]:.4f}")
-    return row
+        pred = baseline_predict(train, ds, "label", seed=seed)
+        acc[cond] = round(sum(p == y for p, y in zip(pred, ds.labels)) / len(ds), 4)
+    log(f"baseline seed {seed}: {acc}")
+    return acc
 
 
-def throughput(spec: str, items: list, reps: int) -> dict:
-    """headstart extraction vs the raw forward on pre-collated batches, interleaved; best of `reps`."""
+def summarise(per_seed: list[dict]) -> dict:
+    """{method: {cond: {"mean", "std", "runs"}}} over the seeds."""
     import numpy as np
-    import torch
 
-    from headstart.backbones import create_backbone
-    from headstart.features.extract import extract_features, iter_batches
+    methods = {m for run in per_seed for m in run}
+    out = {}
+    for method in sorted(methods):
+        runs = [run[method] for run in per_seed if method in run]
+        out[method] = {
+            cond: {
+                "mean": round(float(np.mean([r[cond] for r in runs])), 4),
+                "std": round(float(np.std([r[cond] for r in runs])), 4),
+                "runs": [r[cond] for r in runs],
+            }
+            for cond, _ in CONDITIONS
+        }
+    return out
 
-    bb = create_backbone(spec)
-    batches = list(iter_batches(bb, items, [f"#{i}" for i in range(len(items))], batch_size=32, num_workers=0))
-    with torch.inference_mode():  # warm-up (oneDNN primitives for this batch shape, allocator): both paths once
-        bb.embed(batches[0])
-    extract_features(bb, items[:32], batch_size=32, cache=False, progress=False)
-    hs_s, raw_s = [], []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        x = extract_features(bb, items, batch_size=32, cache=False, progress=False)
-        hs_s.append(time.perf_counter() - t0)
-        bb.module.eval()
-        t0 = time.perf_counter()
-        with torch.inference_mode():
-            raw = torch.cat([bb.embed(b) for b in batches]).float().numpy()
-        raw_s.append(time.perf_counter() - t0)
-    n = len(items)
-    return {
-        "spec": spec,
-        "n_items": n,
-        "headstart_items_per_s": round(n / min(hs_s), 2),
-        "raw_forward_items_per_s": round(n / min(raw_s), 2),
-        "ratio": round(min(raw_s) / min(hs_s), 3),
-        "headstart_s": [round(s, 3) for s in hs_s],
-        "raw_s": [round(s, 3) for s in raw_s],
-        "max_abs_diff_vs_raw": float(np.abs(x - raw).max()),
-        "note": "the raw forward starts from decoded, resampled, windowed batches; headstart's run decodes too",
-    }
+
+ORDER = (
+    "probe, old options",
+    "probe, old options + augmented views",
+    "probe, new defaults",
+    "probe, new defaults + augmented views",
+    "probe, 2 s window, mean pooling + views",
+    "probe, 2 s window, mean+max pooling + views",
+    "probe, 2 s window, mean+std pooling + views",
+    "fine-tuned, old options",
+    "fine-tuned, new defaults",
+    "log-mel + logistic regression (trimmed, 1 s window)",
+)
 
 
 def markdown(result: dict) -> str:
     conds = [c for c, _ in CONDITIONS]
     lines = [
-        f"spoken digits, held-out voices: {result['n_train']} train clips ({result['train_voices']} voices), "
-        f"{result['n_test']} test clips ({result['test_voices']} voices), seed {result['seed']}",
+        f"spoken digits, held-out voices: {result['n_train']} train clips, {result['n_test']} test clips per split; "
+        f"seeds {result['seeds']}; mean ± std; noise on the test clips only",
         "",
-        "| method | " + " | ".join(f"acc. {c}" for c in conds) + " | train s | eval s (clean) |",
-        "|---|" + "---|" * len(conds) + "---|---|",
+        "| method | " + " | ".join(conds) + " |",
+        "|---|" + "---|" * len(conds),
     ]
-    for r in result["methods"]:
-        accs = " | ".join(f"{r['accuracy'][c]:.4f}" for c in conds)
-        train = "-" if r["train_s"] is None else f"{r['train_s']:.1f}"
-        lines.append(f"| {r['method']} | {accs} | {train} | {r['eval_s']['clean']:.1f} |")
-    lines += ["", "| backbone | headstart items/s | raw forward items/s | ratio |", "|---|---|---|---|"]
-    for t in result["throughput"]:
-        lines.append(f"| {t['spec']} | {t['headstart_items_per_s']} | {t['raw_forward_items_per_s']} | {t['ratio']} |")
+    summary = result["summary"]
+    for method in [m for m in ORDER if m in summary] + [m for m in summary if m not in ORDER]:
+        cells = " | ".join(f"{summary[method][c]['mean']:.3f} ± {summary[method][c]['std']:.3f}" for c in conds)
+        lines.append(f"| {method} | {cells} |")
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer epochs and clips: about 2-3 minutes")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--augment", choices=("none", "light", "strong"), default="light", help="for the trained ones")
-    parser.add_argument("--out", type=Path, default=ROOT / "results" / "audio.json")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--ft-epochs", type=int, default=4)
+    parser.add_argument("--augment", choices=("none", "light", "strong"), default="strong", help="for fine-tuning")
+    parser.add_argument("--no-finetune", action="store_true", help="probes and baseline only (minutes)")
+    parser.add_argument("--no-pooling", action="store_true", help="skip the pooling comparison")
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "audio_noise.json")
     args = parser.parse_args()
-    cfg = QUICK if args.quick else FULL
+    seeds = [int(s) for s in args.seeds.split(",")]
     os.environ.setdefault("HEADSTART_CACHE", tempfile.mkdtemp(prefix="headstart-bench-audio-"))
 
-    from headstart import api
     from headstart.data import load_data, split
 
     started = time.perf_counter()
-    t0 = time.perf_counter()
     ds = load_data("samples:spoken-digits")
-    sample_s = time.perf_counter() - t0
-    train, test = split(ds, seed=args.seed)
-    tests = test_sets(test, args.seed)
-    log(f"{len(train)} train / {len(test)} test clips; test voices: {', '.join(sorted(set(test.groups)))}")
-    common = {"seed": args.seed, "progress": False, "baseline": False}
-    ft = {"strategy": "finetune", "augment": args.augment, "batch_size": 16}
-    methods = [
-        head_method("speech-embedding + linear head (probe)", lambda: api.fit(ds, backbone=SPEECH, **common), tests),
-        head_method(
-            "speech-embedding fine-tuned",
-            lambda: api.fit(ds, backbone=SPEECH, epochs=cfg["ft_epochs"], **ft, **common),
-            tests,
-        ),
-        head_method(
-            "log-mel CNN from scratch",
-            lambda: api.fit(
-                ds, backbone=LOGMEL, epochs=cfg["scratch_epochs"], lr=3e-3, backbone_lr_mult=1.0, **ft, **common
-            ),
-            tests,
-        ),
-        baseline_method(train, tests, args.seed),
-    ]
-    sub = ds.subset(range(0, len(ds), max(1, len(ds) // cfg["throughput_n"])))
-    items = list(sub.items[: cfg["throughput_n"]])
-    log("throughput ...")
-    rates = [throughput(spec, items, cfg["reps"]) for spec in (SPEECH, LOGMEL)]
+    per_seed, voices = [], {}
+    for seed in seeds:
+        train, test = split(ds, seed=seed)
+        tests = test_sets(test, seed)
+        voices[seed] = sorted(set(test.groups))
+        log(f"seed {seed}: {len(train)} train / {len(test)} test clips; test voices: {', '.join(voices[seed])}")
+        row: dict = {}
+        for label, spec in (("old options", OLD), ("new defaults", NEW)):
+            r = probe_rows(spec, train, tests, seed, views=True)
+            row[f"probe, {label}"] = r["plain"]
+            row[f"probe, {label} + augmented views"] = r["views"]
+        if not args.no_pooling:
+            for how, spec in POOLING.items():
+                row[f"probe, 2 s window, {how} pooling + views"] = probe_rows(spec, train, tests, seed, views=True)[
+                    "views"
+                ]
+        row["log-mel + logistic regression (trimmed, 1 s window)"] = baseline_row(train, tests, seed)
+        if not args.no_finetune:
+            for label, spec in (("old options", OLD), ("new defaults", NEW)):
+                row[f"fine-tuned, {label}"] = finetune_row(spec, ds, tests, seed, args.ft_epochs, args.augment)
+        per_seed.append(row)
     result = {
-        "benchmark": "audio",
-        "quick": args.quick,
-        "seed": args.seed,
-        "config": {**cfg, "augment": args.augment},
+        "benchmark": "audio_noise",
+        "seeds": seeds,
+        "config": {
+            "old": OLD,
+            "new": NEW,
+            "ft_epochs": args.ft_epochs,
+            "ft_augment": args.augment,
+            "views": "2 copies per clip: white noise 0-20 dB SNR, gain +-6 dB, shift +-0.1 s",
+            "finetune": not args.no_finetune,
+        },
         "n_train": len(train),
         "n_test": len(test),
-        "train_voices": len(set(train.groups)),
-        "test_voices": len(set(test.groups)),
-        "test_voice_names": sorted(set(test.groups)),
-        "sample_build_or_load_s": round(sample_s, 2),
-        "methods": methods,
-        "throughput": rates,
+        "test_voices": voices,
+        "per_seed": per_seed,
+        "summary": summarise(per_seed),
         "wall_s": round(time.perf_counter() - started, 1),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "loadavg_end": loadavg()},
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "loadavg_end": os.getloadavg()},
+        "command": "python " + " ".join(sys.argv),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -2,8 +2,12 @@
 front end with SpecAugment masks written in plain torch (torchaudio does not install beside the pinned torch).
 
 `prepare(item)` decodes a file (or takes a waveform array), mixes it down to mono, resamples to the backbone's rate,
-optionally trims leading and trailing silence and fits it to a fixed window; `collate` stacks the windows (or runs a
-Hugging Face feature extractor); `embed` maps the batch to (B, D) and stays differentiable for fine-tuning.
+optionally trims leading and trailing silence and fits it to a fixed window (centred, zero-padded); `collate` stacks
+the windows (or runs a Hugging Face feature extractor); `embed` maps the batch to frame embeddings (B, T, D) and pools
+them over time to (B, D), (B, 2D) for `meanmax` / `meanstd`; it stays differentiable for fine-tuning.
+
+Pooling leaves out the frames that see only the window's zero padding (when the backbone can tell which those are),
+so a short clip in a generous window is described by its own frames, not diluted by silence it never had.
 """
 
 from __future__ import annotations
@@ -17,16 +21,28 @@ import torch
 from torch import nn
 
 from headstart.backbones.base import Backbone
+from headstart.errors import BackboneError
+
+POOLS = {"mean": 1, "meanmax": 2, "meanstd": 2}  # pooling over time -> multiple of the frame dimension
 
 
 @dataclass(frozen=True)
 class AudioPreprocessing:
-    """Sample rate, window length and silence trimming: part of the feature-cache key and of every saved bundle."""
+    """Sample rate, window length, silence trimming and pooling over time: part of the feature-cache key and of every
+    saved bundle. The field defaults are the original behaviour (what a bundle saved before `pool` existed meant);
+    each backbone passes its own defaults (`headstart:speech-embedding`: 2 s window, no trimming, mean+max)."""
 
     sample_rate: int = 16_000
     window_s: float = 1.0
     trim_silence: bool = True
     top_db: float = 40.0  # trimming keeps frames within top_db of the loudest one
+    pool: str = "mean"  # mean, meanmax (mean and max concatenated) or meanstd (statistics pooling)
+
+    def __post_init__(self) -> None:
+        if self.pool not in POOLS:
+            raise BackboneError(f"audio pooling must be one of {', '.join(POOLS)}, not {self.pool!r}")
+        if not self.window_s > 0:
+            raise BackboneError(f"the audio window must be a positive number of seconds, not {self.window_s!r}")
 
     @property
     def num_samples(self) -> int:
@@ -62,7 +78,9 @@ class AudioTransform:
 
 
 class AudioBackbone(Backbone):
-    """An audio encoder: `forward_embed(module, batch)` maps a collated batch (default: (B, N) waveforms) to (B, D)."""
+    """An audio encoder: `forward_embed(module, batch)` maps a collated batch (default: (B, N) waveforms) to frame
+    embeddings (B, T, D), or to `(frames, mask)` with a (B, T) boolean mask of the frames that hold audio; `embed`
+    pools them over time as the preprocessing's `pool` says. `embed_dim` is the pooled width; `frame_dim` is D."""
 
     modality = "audio"
 
@@ -77,7 +95,8 @@ class AudioBackbone(Backbone):
         forward_embed: Callable[[nn.Module, Any], torch.Tensor],
         collate: Callable[[list[torch.Tensor]], Any] | None = None,
     ) -> None:
-        super().__init__(spec, module, embed_dim=embed_dim, weights_id=weights_id)
+        super().__init__(spec, module, embed_dim=embed_dim * POOLS[preprocessing.pool], weights_id=weights_id)
+        self.frame_dim = embed_dim
         self.audio_preprocessing = preprocessing
         self.transform = preprocessing.transform()
         self._forward_embed = forward_embed
@@ -88,9 +107,10 @@ class AudioBackbone(Backbone):
         return self.audio_preprocessing.to_json()
 
     def set_preprocessing(self, preprocessing: AudioPreprocessing) -> None:
-        """Use another window, rate or trimming; it becomes part of the cache key and of saved models."""
+        """Use another window, rate, trimming or pooling; it becomes part of the cache key and of saved models."""
         self.audio_preprocessing = preprocessing
         self.transform = preprocessing.transform()
+        self.embed_dim = self.frame_dim * POOLS[preprocessing.pool]
 
     def prepare(self, item: Any) -> torch.Tensor:
         return self.transform(item)
@@ -99,7 +119,9 @@ class AudioBackbone(Backbone):
         return self._collate(list(prepared)) if self._collate is not None else torch.stack(list(prepared))
 
     def embed(self, batch: Any) -> torch.Tensor:
-        return self._forward_embed(self.module, batch)
+        out = self._forward_embed(self.module, batch)
+        frames, mask = out if isinstance(out, tuple) else (out, None)
+        return pool_frames(frames, self.audio_preprocessing.pool, mask)
 
     def batch_size_of(self, batch: Any) -> int:
         first = batch if isinstance(batch, torch.Tensor) else next(iter(batch.values()))
@@ -112,15 +134,46 @@ class AudioBackbone(Backbone):
         return found if isinstance(found, SpecAugment) else None
 
 
+def pool_frames(frames: torch.Tensor, how: str, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, T, D) frame embeddings -> (B, D) mean, or (B, 2D) mean+max / mean+std, over the frames where `mask` (B, T)
+    is true (every frame when it is None; a row whose mask is all false uses every frame)."""
+    if frames.dim() == 2:  # already one vector per clip
+        return frames
+    if mask is None:
+        weights = frames.new_ones(frames.shape[:2])
+    else:
+        weights = mask.to(frames.dtype)
+        weights = torch.where(weights.sum(dim=1, keepdim=True) > 0, weights, torch.ones_like(weights))
+    w = weights.unsqueeze(-1)
+    count = w.sum(dim=1)
+    mean = (frames * w).sum(dim=1) / count
+    if how == "mean":
+        return mean
+    if how == "meanmax":
+        lowest = torch.finfo(frames.dtype).min
+        return torch.cat([mean, torch.where(w > 0, frames, torch.full_like(frames, lowest)).amax(dim=1)], dim=1)
+    if how == "meanstd":
+        var = (((frames - mean.unsqueeze(1)) ** 2) * w).sum(dim=1) / count
+        return torch.cat([mean, torch.sqrt(var + 1e-6)], dim=1)
+    raise BackboneError(f"audio pooling must be one of {', '.join(POOLS)}, not {how!r}")
+
+
 def audio_options(spec_options: dict[str, str], default: AudioPreprocessing) -> AudioPreprocessing:
-    """`?window=1.5&trim=0` on any audio spec."""
+    """`?window=2&trim=0&pool=meanmax` on any audio spec (`?trim=1&window=1&pool=mean`: the original defaults)."""
     from dataclasses import replace
 
     pre = default
     if "window" in spec_options:
-        pre = replace(pre, window_s=float(spec_options["window"]))
+        try:
+            window = float(spec_options["window"])
+        except ValueError:
+            raise BackboneError(f"?window= takes seconds (e.g. 2), not {spec_options['window']!r}") from None
+        pre = replace(pre, window_s=window)
     if "trim" in spec_options:
         pre = replace(pre, trim_silence=spec_options["trim"].lower() in ("1", "true", "yes"))
+    if "pool" in spec_options:
+        how = "".join(ch for ch in spec_options["pool"].lower() if ch.isalpha())  # "mean+max" reads as "mean max"
+        pre = replace(pre, pool=how)
     return pre
 
 

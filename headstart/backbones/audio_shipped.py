@@ -1,11 +1,16 @@
 """`headstart:` audio backbones.
 
 - `speech-embedding`: Google's pretrained speech_embedding model (as used by openWakeWord; 96-d per 80 ms frame,
-  16 kHz), rebuilt in PyTorch by `headstart.backbones.speech_embedding`; frame embeddings are mean-pooled over time.
+  16 kHz), rebuilt in PyTorch by `headstart.backbones.speech_embedding`. Defaults chosen on noisy speech from unseen
+  voices (benchmarks/audio.py): the whole clip in a 2 s window (centred, zero-padded; longer clips keep their
+  centre 2 s), no silence trimming (it keeps the noise with the speech and cuts nothing at 10 dB SNR, so clean and
+  noisy clips would be framed differently), and mean+max pooling over the frames that hold audio (192-d).
 - `logmel-cnn`: a log-mel front end (torch.stft + mel filterbank) and a four-block CNN, random init (seeded):
-  the from-scratch baseline, trainable end to end, with SpecAugment masks in train mode.
+  the from-scratch baseline, trainable end to end, with SpecAugment masks in train mode; the same 2 s window without
+  trimming, its feature map averaged over frequency and mean-pooled over time (128-d).
 
-Options on either spec: `?window=SECONDS` (clip length) and `?trim=0` (keep leading/trailing silence);
+Options on either spec: `?window=SECONDS` (window length), `?trim=1` (cut leading/trailing silence first) and
+`?pool=mean|meanmax|meanstd`; `?trim=1&window=1&pool=mean` is the original speech-embedding behaviour.
 `logmel-cnn` also takes `?seed=N`.
 """
 
@@ -22,12 +27,14 @@ from headstart.backbones.base import Backbone, BackboneSpec
 from headstart.errors import BackboneError
 
 NAMES = {
-    "speech-embedding": "Google speech_embedding (openWakeWord) in PyTorch, 96-d at 16 kHz, frames mean-pooled",
+    "speech-embedding": "Google speech_embedding (openWakeWord) in PyTorch, 96-d frames at 16 kHz, mean+max pooled",
     "logmel-cnn": "log-mel + 4-block CNN (128-d), random init: the from-scratch audio baseline",
 }
 
-SPEECH_EMBEDDING_PREPROCESSING = AudioPreprocessing(sample_rate=16_000, window_s=1.0, trim_silence=True)
-LOGMEL_PREPROCESSING = AudioPreprocessing(sample_rate=16_000, window_s=1.0, trim_silence=True)
+SPEECH_EMBEDDING_PREPROCESSING = AudioPreprocessing(
+    sample_rate=16_000, window_s=2.0, trim_silence=False, pool="meanmax"
+)
+LOGMEL_PREPROCESSING = AudioPreprocessing(sample_rate=16_000, window_s=2.0, trim_silence=False, pool="mean")
 
 
 def load(spec: BackboneSpec) -> Backbone:
@@ -55,11 +62,15 @@ class LogMelCNN(nn.Module):
         self.features = nn.Sequential(*layers)
         self.num_features = widths[-1]
 
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+    def frames(self, wave: torch.Tensor) -> torch.Tensor:
+        """(B, N) waveforms -> (B, T, C) feature-map columns (averaged over frequency), T = frames / 16."""
         x = self.frontend(wave)
         x = (x - x.mean(dim=(1, 2), keepdim=True)) / (x.std(dim=(1, 2), keepdim=True) + 1e-5)  # per clip: gain-free
         x = self.spec_augment(x)
-        return self.features(x.unsqueeze(1)).mean(dim=(2, 3))
+        return self.features(x.unsqueeze(1)).mean(dim=2).transpose(1, 2)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        return self.frames(wave).mean(dim=1)
 
 
 def _logmel_cnn(spec: BackboneSpec) -> AudioBackbone:
@@ -73,16 +84,20 @@ def _logmel_cnn(spec: BackboneSpec) -> AudioBackbone:
         embed_dim=model.num_features,
         weights_id=f"random-seed{seed}",
         preprocessing=pre,
-        forward_embed=_call,
+        forward_embed=_cnn_frames,
     )
 
 
-def _call(module: nn.Module, batch: torch.Tensor) -> torch.Tensor:
-    return module(batch)
+def _cnn_frames(module: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    return module.frames(batch)
 
 
-def _mean_frames(module: nn.Module, batch: torch.Tensor) -> torch.Tensor:
-    return module(batch).mean(dim=1)
+def _speech_frames(module: nn.Module, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frame embeddings and the mask of the frames whose 0.78 s receptive field holds any non-zero sample: the
+    window's zero padding alone is not the clip (pooling leaves those frames out)."""
+    from headstart.backbones.speech_embedding import audio_frames
+
+    return module(batch), audio_frames(batch)
 
 
 def load_speech_module() -> tuple[nn.Module, int]:
@@ -119,7 +134,7 @@ def _speech_embedding(spec: BackboneSpec) -> AudioBackbone:
     with torch.inference_mode():
         dim = int(module.eval()(torch.zeros(1, pre.num_samples)).shape[-1])
     return AudioBackbone(
-        str(spec), module, embed_dim=dim, weights_id=weights_id, preprocessing=pre, forward_embed=_mean_frames
+        str(spec), module, embed_dim=dim, weights_id=weights_id, preprocessing=pre, forward_embed=_speech_frames
     )
 
 

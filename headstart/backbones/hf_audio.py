@@ -3,7 +3,9 @@
 The model's own feature extractor (AutoFeatureExtractor) runs in `collate` on the fixed-length windows, so its
 sample rate and normalisation are the model's; the encoder's last hidden states are mean-pooled over the frames
 that hold the window (Whisper pads every input to 30 s: the padding frames are left out of the mean).
-Options: `?window=SECONDS` (default 1.0) and `?trim=0`.
+Options: `?window=SECONDS` (default 2.0: the whole clip, centred and zero-padded, for clips up to 2 s), `?trim=1`
+(cut leading/trailing silence first; off by default, as on `headstart:speech-embedding`, because it misfires on
+noisy recordings) and `?pool=mean|meanmax|meanstd` (default mean).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ def audio_backbone(spec: BackboneSpec, model: Any, where: str, kwargs: dict, wei
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise BackboneError(f"cannot load the feature extractor of {where!r}: {reason}") from None
     rate = int(getattr(extractor, "sampling_rate", 16_000))
-    pre = audio_options(spec.options, AudioPreprocessing(sample_rate=rate, window_s=1.0, trim_silence=True))
+    pre = audio_options(spec.options, AudioPreprocessing(sample_rate=rate, window_s=2.0, trim_silence=False))
     if pre.sample_rate != rate:
         raise BackboneError(f"{spec}: the model expects {rate} Hz audio")
     encoder = model.get_encoder() if getattr(model.config, "is_encoder_decoder", False) else model
@@ -63,4 +65,4 @@ class _Embed:
     def __call__(self, module: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         hidden = module(**{self.name: batch[self.name]}).last_hidden_state
         frames = max(1, math.ceil(hidden.shape[1] * self.share))
-        return hidden[:, :frames].mean(dim=1)
+        return hidden[:, :frames]  # (B, T, D): pooled by AudioBackbone.embed

@@ -125,10 +125,17 @@ class SpeechEmbedding(nn.Module):
             in_channels = out_channels
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
-        x = windows.unsqueeze(1)  # (B, 1, 76, 32): time as height, mel bands as width
+        return self.sequence(windows)[:, 0]  # (B, 76, 32) -> (B, 1, 96) -> (B, 96)
+
+    def sequence(self, mel: torch.Tensor) -> torch.Tensor:
+        """(B, frames, 32) -> (B, T, 96): the network run along the whole mel sequence at once, T = (frames - 76)
+        // 8 + 1. Convolutions are unpadded in time and the three time pools halve it, so output t sees exactly
+        frames [8t, 8t + 76): the same numbers as running each 76-frame window alone, without recomputing overlaps."""
+        x = mel.unsqueeze(1)  # (B, 1, frames, 32): time as height, mel bands as width
         for conv, pool in zip(self.convs[:-1], self.pools[:-1]):
             x = pool(F.leaky_relu(conv(x), LEAKY_SLOPE).clamp_min(ACTIVATION_FLOOR))
-        return self.convs[-1](x).flatten(1)  # (B, 96, 1, 1) -> (B, 96)
+        steps = (mel.shape[1] - WINDOW_FRAMES) // WINDOW_STRIDE + 1
+        return self.convs[-1](x).squeeze(3).transpose(1, 2)[:, :steps]  # (B, 96, T', 1) -> (B, T, 96)
 
 
 class SpeechEmbeddingModel(nn.Module):
@@ -150,10 +157,7 @@ class SpeechEmbeddingModel(nn.Module):
         if waveform.shape[1] < MIN_SAMPLES:
             waveform = F.pad(waveform, (0, MIN_SAMPLES - waveform.shape[1]))
         mel = self.mel(waveform * self.input_scale)  # (B, frames, 32)
-        windows = mel.unfold(1, WINDOW_FRAMES, WINDOW_STRIDE)  # (B, T, 32, 76)
-        batch, steps = windows.shape[:2]
-        windows = windows.transpose(2, 3).reshape(batch * steps, WINDOW_FRAMES, N_MELS)
-        return self.embedding(windows).reshape(batch, steps, EMBED_DIM)
+        return self.embedding.sequence(mel)  # (B, T, 96); equal to embedding each 76-frame window (stride 8) alone
 
     @staticmethod
     def num_embeddings(n_samples: int) -> int:
@@ -162,6 +166,17 @@ class SpeechEmbeddingModel(nn.Module):
 
     def extra_repr(self) -> str:
         return f"input_scale={self.input_scale:g}"
+
+
+def audio_frames(waveform: torch.Tensor) -> torch.Tensor:
+    """(B, N) waveforms -> (B, T) bool: which of `SpeechEmbeddingModel`'s T embeddings see at least one non-zero
+    sample (embedding t sees samples [1280 t, 1280 t + 12512)). Frames over exact-zero padding alone are False."""
+    n = max(waveform.shape[1], MIN_SAMPLES)
+    steps = SpeechEmbeddingModel.num_embeddings(n)
+    nonzero = F.pad((waveform != 0).to(torch.float32), (1, n - waveform.shape[1]))  # leading 0 for the cumsum
+    counts = nonzero.cumsum(dim=1)
+    starts = torch.arange(steps, device=waveform.device) * (HOP_LENGTH * WINDOW_STRIDE)
+    return (counts[:, starts + MIN_SAMPLES] - counts[:, starts]) > 0
 
 
 def onnx_paths() -> tuple[Path, Path]:

@@ -111,7 +111,11 @@ def load_audio(item: Any, sample_rate: int) -> np.ndarray:
 
 
 def trim_silence(wave: np.ndarray, sample_rate: int, top_db: float = 40.0, frame_s: float = 0.02) -> np.ndarray:
-    """Cut leading and trailing frames quieter than `top_db` below the loudest frame (all silent: kept whole)."""
+    """Cut leading and trailing frames quieter than `top_db` below the loudest frame (all silent: kept whole).
+
+    Relative to the loudest frame, so it cuts nothing once background noise is within `top_db` of the speech (at
+    10 dB SNR, say): a clean clip and a noisy take of it come out framed differently. Audio backbones therefore do
+    not trim by default (`?trim=1` turns it on)."""
     frame = max(1, int(frame_s * sample_rate))
     n = len(wave) // frame
     if n < 2:

@@ -8,6 +8,9 @@ frequency masks, applied by the backbone itself in train mode (`AudioBackbone.sp
 |--------|-------------|----------|--------------------------|---------|--------------------------------|
 | light  | 0.9-1.1x    | +-6 dB   | 0.5, 10-30 dB            | +-0.1 s | 1 x 8 bins, 1 x 10 frames      |
 | strong | 0.8-1.2x    | +-10 dB  | 0.8, 0-20 dB             | +-0.2 s | 2 x 12 bins, 2 x 15 frames     |
+
+`PROBE_LEVEL` (no speed change; gain +-6 dB; noise always, 0-20 dB; shift +-0.1 s) makes the augmented copies whose
+frozen features a probe's head also trains on (`headstart.features.augmented.training_views`).
 """
 
 from __future__ import annotations
@@ -34,14 +37,15 @@ LEVELS = {
     "light": AudioAugmentLevel(speed=(0.9, 1.1), gain_db=6.0, noise_p=0.5, snr_db=(10.0, 30.0), shift_s=0.1),
     "strong": AudioAugmentLevel(speed=(0.8, 1.2), gain_db=10.0, noise_p=0.8, snr_db=(0.0, 20.0), shift_s=0.2),
 }
+PROBE_LEVEL = AudioAugmentLevel(speed=(1.0, 1.0), gain_db=6.0, noise_p=1.0, snr_db=(0.0, 20.0), shift_s=0.1)
 
 
 class AudioAugment:
     """`(item, seed) -> (num_samples,) tensor`: decode, perturb, window. Picklable (it runs in DataLoader workers)."""
 
-    def __init__(self, backbone: AudioBackbone, level: str) -> None:
+    def __init__(self, backbone: AudioBackbone, level: str | AudioAugmentLevel) -> None:
         self.transform = backbone.transform
-        self.level = LEVELS[level]
+        self.level = level if isinstance(level, AudioAugmentLevel) else LEVELS[level]
 
     def __call__(self, item: Any, seed: int) -> torch.Tensor:
         from headstart.data.audio import add_noise, resample
@@ -58,6 +62,23 @@ class AudioAugment:
         window = self.transform.window(wave)
         shift = int(rng.integers(-int(lv.shift_s * rate), int(lv.shift_s * rate) + 1))
         return _shift(window, shift)
+
+
+def noisy_copy(wave: np.ndarray, rng: np.random.Generator, level: AudioAugmentLevel, rate: int) -> np.ndarray:
+    """A perturbed copy of a whole decoded recording (before any trimming or windowing, as noise in a real recording
+    would be): speed, gain, noise (with probability `noise_p`), then a time shift of the clip inside the backbone's
+    centred window, made by zero-padding one end with twice the shift."""
+    from headstart.data.audio import add_noise, resample
+
+    factor = rng.uniform(*level.speed)
+    if abs(factor - 1.0) > 0.005:
+        wave = resample(wave, 1000, int(round(1000 / factor)))
+    wave = wave * np.float32(10 ** (rng.uniform(-level.gain_db, level.gain_db) / 20))
+    if rng.random() < level.noise_p:
+        wave = add_noise(wave, rng.uniform(*level.snr_db), rng, rate)
+    shift = int(rng.integers(-int(level.shift_s * rate), int(level.shift_s * rate) + 1))
+    pad = np.zeros(2 * abs(shift), np.float32)
+    return np.concatenate([pad, wave] if shift > 0 else [wave, pad]).astype(np.float32)
 
 
 def _shift(x: torch.Tensor, n: int) -> torch.Tensor:

@@ -22,17 +22,18 @@ def logmel() -> AudioBackbone:
 def test_logmel_cnn_prepares_paths_and_arrays(logmel: AudioBackbone, tones_dir: Path) -> None:
     path = sorted(tones_dir.rglob("*.wav"))[0]
     x = logmel.prepare(path)
-    assert x.shape == (16000,) and x.dtype == torch.float32
-    assert logmel.prepare(np.zeros(4000, np.float32)).shape == (16000,)
+    assert x.shape == (32000,) and x.dtype == torch.float32  # the whole clip in a 2 s window
+    assert logmel.prepare(np.zeros(4000, np.float32)).shape == (32000,)
     batch = logmel.collate([x, x])
     assert logmel.batch_size_of(batch) == 2
     assert logmel.embed(batch).shape == (2, 128) and logmel.modality == "audio"
     assert logmel.describe()["preprocessing"] == {
         "kind": "audio",
         "sample_rate": 16000,
-        "window_s": 1.0,
-        "trim_silence": True,
+        "window_s": 2.0,
+        "trim_silence": False,
         "top_db": 40.0,
+        "pool": "mean",
     }
 
 
@@ -57,8 +58,11 @@ def test_options_change_the_cache_key() -> None:
     a = create_backbone("headstart:logmel-cnn")
     b = create_backbone("headstart:logmel-cnn?window=0.5")
     c = create_backbone("headstart:logmel-cnn?seed=1")
-    assert b.audio_preprocessing.num_samples == 8000
-    assert len({a.cache_key, b.cache_key, c.cache_key}) == 3
+    d = create_backbone("headstart:logmel-cnn?pool=meanstd")
+    assert b.audio_preprocessing.num_samples == 8000 and d.embed_dim == 2 * a.embed_dim
+    assert len({a.cache_key, b.cache_key, c.cache_key, d.cache_key}) == 4
+    with pytest.raises(Exception, match=r"\?window= takes seconds"):
+        create_backbone("headstart:logmel-cnn?window=long")
     rows = {r["spec"]: r for r in list_backbones()}
     assert rows["headstart:logmel-cnn"]["modality"] == "audio"
 
@@ -79,9 +83,9 @@ def test_hf_audio_models(name: str, tiny_audio_models: dict[str, Path], tones_di
 
 def test_speech_embedding(tones_dir: Path) -> None:
     bb = create_backbone("headstart:speech-embedding")
-    assert bb.embed_dim == 96 and bb.audio_preprocessing.sample_rate == 16000
+    assert bb.embed_dim == 192 and bb.frame_dim == 96 and bb.audio_preprocessing.sample_rate == 16000  # mean+max
     x = extract_features(bb, load_data(tones_dir).subset([0, 10]), cache=False, progress=False)
-    assert x.shape == (2, 96) and np.isfinite(x).all()
+    assert x.shape == (2, 192) and np.isfinite(x).all()
     assert not np.allclose(x[0], x[1])
 
 

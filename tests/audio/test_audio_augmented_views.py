@@ -1,0 +1,92 @@
+"""Augmented training views for the probe (headstart.features.augmented.training_views), and the audio defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from headstart.backbones import create_backbone
+from headstart.data import from_arrays, load_data
+from headstart.features import extract_features
+from headstart.features.augmented import audio_views, training_views
+
+SPEC = "headstart:logmel-cnn"
+
+
+def test_training_views_differ_are_seeded_cached_and_aligned(tones_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ds = load_data(tones_dir).subset([0, 1, 10, 11])
+    bb = create_backbone(SPEC)
+    original = extract_features(bb, ds, progress=False)
+    x, targets = training_views(bb, ds, seed=3, copies=2)
+    assert x.shape == (8, bb.embed_dim) and x.dtype == np.float32 and np.isfinite(x).all()
+    assert targets == {"label": list(ds.targets["label"]) * 2}
+    assert targets["label"][:4] == ["high", "high", "low", "low"]  # copy 0 of every item, then copy 1, in order
+    assert not np.allclose(x[:4], original, atol=1e-3) and not np.allclose(x[4:], original, atol=1e-3)
+    assert not np.allclose(x[:4], x[4:], atol=1e-3)  # the two copies differ from each other too
+
+    calls = []
+    real_embed = bb.embed
+    monkeypatch.setattr(bb, "embed", lambda batch: calls.append(1) or real_embed(batch))
+    again, again_targets = training_views(bb, ds, seed=3, copies=2)
+    assert calls == [] and np.array_equal(again, x) and again_targets == targets  # same seed: all from the cache
+    other, _ = training_views(bb, ds, seed=4, copies=2)
+    assert calls and not np.allclose(other, x, atol=1e-3)  # another seed: new copies, run through the backbone
+
+
+def test_views_are_noisy_shifted_windows_with_labels(tones_dir: Path) -> None:
+    ds = load_data(tones_dir).subset([0, 10])
+    bb = create_backbone(SPEC)
+    views = audio_views(bb, ds, seed=0, copies=3)
+    assert len(views) == 6 and views.targets["label"] == list(ds.targets["label"]) * 3
+    clean = bb.prepare(ds.items[0]).numpy()
+    for wave in views.items[0::2]:
+        assert wave.dtype == np.float32
+        window = bb.prepare(wave).numpy()
+        assert window.shape == clean.shape and not np.allclose(window, clean, atol=1e-3)
+    assert "augmented copy 2" in views.where[-1]
+
+
+def test_no_views_for_text_and_images() -> None:
+    bb = create_backbone(SPEC)
+    texts = from_arrays(["a b", "c d"], ["x", "y"])
+    x, targets = training_views(bb, texts, seed=0)
+    assert x.shape == (0, bb.embed_dim) and targets == {"label": []}
+    with pytest.raises(ValueError, match="copies"):
+        training_views(bb, load_data_tones_like(), copies=-1)
+
+
+def load_data_tones_like():
+    rng = np.random.default_rng(0)
+    return from_arrays([0.1 * rng.standard_normal(8000).astype(np.float32)], ["a"], modality="audio")
+
+
+def test_speech_embedding_defaults_and_old_options() -> None:
+    new = create_backbone("headstart:speech-embedding")
+    old = create_backbone("headstart:speech-embedding?trim=1&window=1&pool=mean")
+    pre = new.describe()["preprocessing"]
+    assert (pre["window_s"], pre["trim_silence"], pre["pool"]) == (2.0, False, "meanmax") and new.embed_dim == 192
+    assert (old.audio_preprocessing.window_s, old.audio_preprocessing.trim_silence, old.embed_dim) == (1.0, True, 96)
+    assert create_backbone("headstart:speech-embedding?pool=mean+std").embed_dim == 192  # "+" reads as a space
+    with pytest.raises(Exception, match="pooling must be one of"):
+        create_backbone("headstart:speech-embedding?pool=median")
+
+
+def test_speech_embedding_pools_only_frames_that_hear_the_clip() -> None:
+    from headstart.backbones.audio import pool_frames
+
+    rng = np.random.default_rng(0)
+    clip = (0.1 * rng.standard_normal(8000)).astype(np.float32)
+    new = create_backbone("headstart:speech-embedding")
+    # 0.32 s more window moves the centred clip by 2560 samples, two embedding steps: the frames that hear the clip
+    # are the same 16, plus 4 that see only zero padding, which the pooling leaves out
+    longer = create_backbone("headstart:speech-embedding?window=2.32")
+    with torch.inference_mode():
+        a = new.embed(new.collate([new.prepare(clip)]))
+        b = longer.embed(longer.collate([longer.prepare(clip)]))
+        frames = longer.module(longer.collate([longer.prepare(clip)]))
+    assert frames.shape[1] == 20
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(pool_frames(frames, "meanmax"), b, atol=1e-3)  # with the padding frames: different
