@@ -96,7 +96,7 @@ def contrastive_tune(
             )
             y = np.asarray(labels, dtype=object)
             for epoch in range(epochs):
-                pairs = make_pairs(y, pairs_per_item, seed=seed * 1000 + epoch)
+                pairs = make_pairs(y, pairs_per_item, seed=(seed, epoch))
                 history["positive_pairs"] += int(pairs[:, 2].sum())
                 losses: list[float] = []
                 for start in range(0, len(pairs), batch_size):
@@ -117,13 +117,14 @@ def contrastive_tune(
         module.cpu().eval()
         for p, frozen in zip(trainable, was_frozen):
             p.requires_grad_(not frozen)
-    backbone.weights_id = f"contrastive-{weights_digest(module)}"  # the feature cache must never mix these up
+        if history["steps"]:  # even after an interruption: the feature cache must never mix tuned and untuned
+            backbone.weights_id = f"contrastive-{weights_digest(module)}"
     history["seconds"] = time.perf_counter() - t0
     history["weights_id"] = backbone.weights_id
     return history
 
 
-def make_pairs(labels: np.ndarray, pairs_per_item: int, *, seed: int) -> np.ndarray:
+def make_pairs(labels: np.ndarray, pairs_per_item: int, *, seed: int | tuple[int, ...]) -> np.ndarray:
     """`pairs_per_item * len(labels)` index pairs as rows (i, j, same_class), half positive and half negative,
     shuffled; the same seed gives the same pairs. Every item anchors about as many negatives as the others; the
     positives are spread over the items whose class has at least one other item."""
