@@ -119,7 +119,7 @@ def fit(
     test_ds = None
     if test is not None:
         test_ds = load_dataset(
-            test, modality=ds.modality, text_column=text_column, label_columns=ds.tasks, strict=strict
+            test, modality=ds.modality, text_column=text_column, label_columns=label_columns, strict=strict
         )
     part = partition(ds, test=test_ds, test_size=test_size, seed=seed, labels_per_class=labels_per_class, refit=refit)
     load_s = time.perf_counter() - t0

@@ -189,30 +189,38 @@ def fit(
     """
     from headstart import api
 
-    options: dict[str, Any] = {}
-    tuned = strategy not in (Strategy.probe, Strategy.auto, Strategy.setfit)
-    if strategy == Strategy.setfit:
-        options = {k: v for k, v in {"epochs": epochs, "lr": lr}.items() if v is not None}
-        options.update(_settings(settings or []))
-    if tuned:
-        given = {
-            "epochs": epochs,
-            "lr": lr,
-            "augment": augment.value if augment else None,
-            "weight_decay": weight_decay,
-            "dropout": dropout,
-            "label_smoothing": label_smoothing,
-            "l2sp": l2sp,
-            "patience": patience,
-            "val_size": val_size,
-            "accumulate": accumulate,
-            "devices": _devices(devices),
-            "num_nodes": num_nodes,
-            "fabric_strategy": fabric_strategy,
-            "precision": precision,
-        }
-        options = {k: v for k, v in given.items() if v is not None}
-        options.update(_settings(settings or []))
+    given = {
+        "epochs": epochs,
+        "lr": lr,
+        "augment": augment.value if augment else None,
+        "weight_decay": weight_decay,
+        "dropout": dropout,
+        "label_smoothing": label_smoothing,
+        "l2sp": l2sp,
+        "patience": patience,
+        "val_size": val_size,
+        "accumulate": accumulate,
+        "devices": _devices(devices),
+        "num_nodes": num_nodes,
+        "fabric_strategy": fabric_strategy,
+        "precision": precision,
+    }
+    options: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    options.update(_settings(settings or []))
+    allowed = {
+        Strategy.probe: set(),
+        Strategy.setfit: {"epochs", "lr", "pairs_per_item", "loss"},
+        Strategy.auto: set(given),  # passed on to the fine-tuning candidates
+    }.get(strategy)
+    if allowed is not None:
+        ignored = sorted(set(options) - allowed) + (["resume"] if resume else [])
+        if ignored:
+            names = ", ".join("--" + n.replace("_", "-") for n in ignored)
+            raise typer.BadParameter(
+                f"{names} only apply to fine-tuning; choose --strategy finetune, gradual, layer-decay or lora",
+                param_hint="--strategy",
+            )
+    else:
         options["resume"] = resume
     if test_size < 0 or test_size >= 1:
         raise typer.BadParameter(f"{test_size} is not in [0, 1)", param_hint="--test-size")
@@ -451,12 +459,25 @@ def main() -> None:
         err.print("aborted")
         sys.exit(130)
     except Exception as exc:  # click's usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+        if _is_usage_error(exc):
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(getattr(exc, "exit_code", 2))
         raise
+
+
+def _is_usage_error(exc: Exception) -> bool:
+    """A click usage error (missing argument, unknown option, bad value, unknown command), from click itself or from
+    the copy of click that Typer vendors (Typer 0.29: `typer._click`), whichever version resolved."""
+    import click
+
+    kinds: list[type] = [click.exceptions.ClickException]
+    try:
+        from typer._click.exceptions import ClickException as VendoredClickException
+
+        kinds.append(VendoredClickException)
+    except ImportError:
+        pass
+    return isinstance(exc, tuple(kinds))
 
 
 _load_extensions()

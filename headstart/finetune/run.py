@@ -83,7 +83,7 @@ def finetune(
                 test
                 if isinstance(test, Dataset)
                 else load_data(
-                    test, modality=ds.modality, text_column=text_column, label_columns=ds.tasks, strict=strict
+                    test, modality=ds.modality, text_column=text_column, label_columns=label_columns, strict=strict
                 )
             )
             test_source = test_ds.source

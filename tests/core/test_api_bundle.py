@@ -28,7 +28,7 @@ def test_fit_reports_metrics_beside_a_baseline(digits_model) -> None:
     assert 0.0 <= task["accuracy"] <= 1.0 and task["n"] == report["n_test"] == 30
     assert task["baseline"]["name"] == "raw pixels + logistic regression"
     assert set(task["per_class"]) == {str(d) for d in range(10)}
-    assert report["seed"] == 0 and report["n_train"] == 90
+    assert report["seed"] == 0 and report["n_train"] == 120 and model.data_info["n_scored_train"] == 90
     for name in ("headstart.json", "heads.safetensors", "report.json", "report.md", "confusion.png"):
         assert (out / name).is_file(), name
     assert (out / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

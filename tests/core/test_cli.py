@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -167,3 +169,50 @@ def test_a_baseline_clearly_ahead_of_the_model_is_pointed_out():
     assert baseline_warnings(report(0.90, 0.92, 450)) == []  # within noise on 450 items
     assert baseline_warnings(report(0.95, 0.93, 450)) == []
     assert baseline_warnings({"tasks": {"label": {"accuracy": 0.5, "n": 10}}}) == []  # no baseline fitted
+
+
+def _installed(*args: str) -> subprocess.CompletedProcess:
+    """The `headstart` entry point the package installs, as a user runs it."""
+    import shutil
+
+    exe = shutil.which("headstart") or str(Path(sys.executable).parent / "headstart")
+    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        ((["fit"]), "Missing argument"),
+        ((["fit", "samples:digits", "--out", "x", "--bogus"]), "No such option: --bogus"),
+        ((["fit", "samples:digits", "--out", "x", "--seed", "many"]), "Invalid value for '--seed'"),
+        ((["nocommand"]), "No such command 'nocommand'"),
+        ((["fit", "samples:digits", "--out", "x", "--epochs", "3"]), "--epochs only apply to fine-tuning"),
+        ((["fit", "samples:digits", "--out", "x", "--test-size", "1.5"]), "is not in [0, 1)"),
+    ],
+)
+def test_usage_errors_are_one_message_and_exit_2_through_the_entry_point(args, words) -> None:
+    """Whatever click Typer resolves to (Typer 0.29 vendors its own), a usage error is click's short message."""
+    proc = _installed(*args)
+    assert proc.returncode == 2, proc.stderr
+    assert words in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_fit_with_a_separate_test_set_through_the_entry_point(tmp_path, digits_small) -> None:
+    import json
+
+    from PIL import Image
+
+    images, labels = digits_small
+    for part, rows in (("train", range(0, 120, 2)), ("test", range(1, 120, 2))):
+        for i in rows:
+            folder = tmp_path / part / labels[i]
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(images[i]).save(folder / f"{i}.png")
+    proc = _installed(
+        "fit", str(tmp_path / "train"), "--test", str(tmp_path / "test"), "-b", "headstart:tiny-cnn",
+        "--out", str(tmp_path / "m"), "--format", "json",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["tasks"]["label"]["n"] == 60 and report["n_train"] == 60
+    assert report["accuracy_from"].startswith(f"the separate labelled set {tmp_path / 'test'}")

@@ -1,0 +1,149 @@
+"""Quality on the shipped samples and two extra sets: is headstart's default never behind ten lines of
+scikit-learn on the same features, and is `auto` never behind the better of the baseline and the probe?
+
+    python benchmarks/quality.py [--sets bbc,tweets,digits,solar,spoken] [--budgets 4,16,all] [--seeds 0,1,2]
+                                 [--auto-budgets 4,16,all] [--max-items 3000]
+
+For each set, labels-per-class budget and seed, on one seeded stratified split (25% test; `--max-items` caps the
+pool first, stratified, for the big sets): the modality's simple baseline (TF-IDF / raw pixels / log-mel + logistic
+regression), scikit-learn's default `LogisticRegression()` on the backbone's frozen features, headstart's probe
+(the tuned linear head on the same features), and `fit(strategy="auto")` (cheap candidates: baseline, linear and
+MLP heads, features joined with the baseline's), each scored on the same test items. Mean ± std over seeds, with
+wall time (features come from the cache, extracted once per set). Fine-tuning figures live in their own benchmarks
+(finetune.py, setfit.py, audio.py). Writes benchmarks/results/quality.json and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULTS = Path(__file__).parent / "results" / "quality.json"
+SETS = {
+    "bbc": ("samples:bbc-news", "st:all-MiniLM-L6-v2"),
+    "tweets": ("samples:tweet-sentiment", "st:all-MiniLM-L6-v2"),
+    "digits": ("samples:digits", "headstart:efficientnet-lite0"),
+    "solar": ("samples:solar-cells", "headstart:efficientnet-lite0"),
+    "spoken": ("samples:spoken-digits", "headstart:speech-embedding"),
+}
+
+
+def pool(source: str, max_items: int, seed: int = 0) -> Any:
+    from headstart.data import load_data
+
+    ds = load_data(source)
+    if len(ds) <= max_items or ds.groups is not None:
+        return ds
+    from sklearn.model_selection import train_test_split
+
+    keep, _ = train_test_split(np.arange(len(ds)), train_size=max_items, stratify=ds.labels, random_state=seed)
+    return ds.subset(np.sort(keep))
+
+
+def run_set(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+    import headstart as hs
+    from headstart.backbones import create_backbone
+    from headstart.data import split
+    from headstart.evaluation.baselines import baseline_predict
+    from headstart.features import extract_features
+    from headstart.heads import LinearHead
+
+    source, spec = SETS[name]
+    ds = pool(source, args.max_items)
+    bb = create_backbone(spec)
+    t0 = time.perf_counter()
+    x_all = extract_features(bb, ds, progress=True)
+    print(f"{name}: {len(ds)} items, features {x_all.shape} in {time.perf_counter() - t0:.0f} s", flush=True)
+    index = {h: i for i, h in enumerate(ds.content_hashes())}
+    rows = []
+    for budget in args.budgets.split(","):
+        per_class = None if budget == "all" else int(budget)
+        for seed in [int(s) for s in args.seeds.split(",")]:
+            train, test = split(ds, test_size=0.25, seed=seed, labels_per_class=per_class)
+            xtr = x_all[[index[h] for h in train.content_hashes()]]
+            xte = x_all[[index[h] for h in test.content_hashes()]]
+            ytr, yte = np.asarray(train.labels), np.asarray(test.labels)
+            row: dict[str, Any] = {
+                "set": name,
+                "budget": budget,
+                "seed": seed,
+                "n_train": len(train),
+                "n_test": len(test),
+            }
+
+            t = time.perf_counter()
+            row["baseline"] = float(
+                np.mean(np.asarray(baseline_predict(train, test, train.tasks[0], seed=seed)) == yte)
+            )
+            row["baseline_s"] = time.perf_counter() - t
+            from sklearn.linear_model import LogisticRegression
+
+            t = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                row["sklearn_lr"] = float(LogisticRegression(max_iter=1000).fit(xtr, ytr).score(xte, yte))
+            row["sklearn_lr_s"] = time.perf_counter() - t
+            t = time.perf_counter()
+            head = LinearHead(random_state=seed).fit(xtr, ytr)
+            row["probe"] = float(head.score(xte, yte))
+            row["probe_s"] = time.perf_counter() - t
+            row["probe_chosen"] = {k: head.chosen_[k] for k in ("C", "scaling")}
+            if budget in args.auto_budgets.split(","):
+                t = time.perf_counter()
+                model = hs.fit(train, test=test, backbone=spec, strategy="auto", seed=seed, refit=False,
+                               baseline=False, progress=False)  # fmt: skip
+                row["auto"] = float(model.report["tasks"][train.tasks[0]]["accuracy"])
+                row["auto_s"] = time.perf_counter() - t
+                row["auto_chosen"] = model.report["chosen"]
+            row["load"] = os.getloadavg()[0]
+            print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
+            rows.append(row)
+    return rows
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    methods = ["baseline", "sklearn_lr", "probe", "auto"]
+    lines = ["| set | labels/class | " + " | ".join(methods) + " | probe − sklearn | auto − max(baseline, probe) |"]
+    lines.append("|---|---|" + "---|" * (len(methods) + 2))
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["set"], r["budget"]), []).append(r)
+    for (name, budget), rs in groups.items():
+        cells = []
+        for m in methods:
+            vals = [r[m] for r in rs if m in r]
+            secs = [r[f"{m}_s"] for r in rs if f"{m}_s" in r]
+            cells.append(f"{np.mean(vals):.3f} ± {np.std(vals):.3f} ({np.mean(secs):.1f} s)" if vals else "-")
+        gap = np.mean([r["probe"] - r["sklearn_lr"] for r in rs])
+        auto = [r["auto"] - max(r["baseline"], r["probe"]) for r in rs if "auto" in r]
+        auto_gap = f"{np.mean(auto):+.3f}" if auto else "-"
+        lines.append(f"| {name} | {budget} | " + " | ".join(cells) + f" | {gap:+.3f} | {auto_gap} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sets", default=",".join(SETS))
+    parser.add_argument("--budgets", default="4,16,all")
+    parser.add_argument("--auto-budgets", default="4,16,all")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--max-items", type=int, default=3000)
+    parser.add_argument("--append", action="store_true", help="add to the rows already in the results file")
+    args = parser.parse_args()
+    rows = json.loads(RESULTS.read_text())["rows"] if args.append and RESULTS.exists() else []
+    for name in args.sets.split(","):
+        rows = [r for r in rows if r["set"] != name] + run_set(name, args)
+        RESULTS.parent.mkdir(exist_ok=True)
+        RESULTS.write_text(json.dumps({"rows": rows, "table": table(rows)}, indent=2))
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""`strategy="auto"`: candidates compared on the same folds, the baseline among them, the best refit and saved."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import headstart as hs
+from headstart.data import from_arrays
+from tests.conftest import make_texts
+
+
+@pytest.fixture(scope="module")
+def auto_digits(digits_small, tmp_path_factory):
+    images, labels = digits_small
+    out = tmp_path_factory.mktemp("auto") / "digits"
+    model = hs.fit(from_arrays(images, labels), backbone="headstart:tiny-cnn", strategy="auto", out=out, progress=False)
+    return model, out
+
+
+def test_leaderboard_holds_the_baseline_and_marks_the_best(auto_digits) -> None:
+    model, out = auto_digits
+    rows = model.report["leaderboard"]
+    names = [r["name"] for r in rows]
+    assert names[0] == "baseline: raw pixels + logistic regression"
+    assert "headstart:tiny-cnn + linear head" in names and "headstart:tiny-cnn + MLP head" in names
+    assert any(n.startswith("headstart:tiny-cnn ⊕ baseline features") for n in names)
+    scored = [r for r in rows if r["cv_accuracy"] is not None]
+    chosen = [r for r in rows if r["chosen"]]
+    assert len(chosen) == 1 and chosen[0]["cv_accuracy"] == max(r["cv_accuracy"] for r in scored)
+    assert {r["folds"] for r in scored} == {5}  # the same folds for every candidate
+    costly = next(r for r in rows if r["name"] == "headstart:tiny-cnn gradual")
+    assert costly["cv_accuracy"] is None and "time-budget" in costly["note"]
+    assert model.report["chosen"] == chosen[0]["name"]
+    assert (out / "leaderboard.png").read_bytes()[:4] == b"\x89PNG"
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["leaderboard_png"] == "leaderboard.png" and len(saved["leaderboard"]) == len(rows)
+
+
+def test_the_saved_winner_predicts_as_the_fitted_one(auto_digits, digits_small) -> None:
+    model, out = auto_digits
+    images, _ = digits_small
+    again = hs.load(out)
+    assert again.backbone_spec == model.backbone_spec
+    np.testing.assert_allclose(again.predict_proba(list(images[:8])), model.predict_proba(list(images[:8])), atol=1e-5)
+    assert model.data_info["n_train"] == 120  # refit on every label after scoring
+
+
+def test_baseline_features_saved_as_a_model_round_trip(digits_small, tmp_path) -> None:
+    """The baseline as a model (raw pixels + logistic regression) saves and predicts like any other."""
+    images, labels = digits_small
+    model = hs.fit(
+        from_arrays(images, labels),
+        backbone="features:pixels?mode=L&side=8",
+        head_params={"C": 0.1, "scaling": "standard"},
+        out=tmp_path / "pixels",
+        progress=False,
+    )
+    base = model.report["tasks"]["label"]["baseline"]["accuracy"]
+    assert abs(model.report["tasks"]["label"]["accuracy"] - base) < 1e-9  # the same recipe as the baseline line
+    again = hs.load(tmp_path / "pixels")
+    assert again.predict(list(images[:10])) == model.predict(list(images[:10]))
+
+
+def test_text_auto_can_choose_and_save_tf_idf(tmp_path, tiny_st_dir) -> None:
+    texts, labels = make_texts(60)
+    model = hs.fit(
+        from_arrays(texts, labels), backbone=f"st:{tiny_st_dir}", strategy="auto", out=tmp_path / "t", progress=False
+    )
+    names = [r["name"] for r in model.report["leaderboard"]]
+    assert names[0] == "baseline: TF-IDF + logistic regression"
+    assert any("setfit" in n for n in names)
+    # a random tiny encoder cannot beat TF-IDF on these word-separable topics: the baseline must win and be saved
+    assert model.report["chosen"] == names[0] and model.backbone_spec.startswith("features:tfidf")
+    again = hs.load(tmp_path / "t")
+    assert again.predict(["the goal won match team", "the shares fell bank profit"]) == ["sport", "business"]
+
+
+def test_several_backbones_need_auto(digits_small) -> None:
+    images, labels = digits_small
+    with pytest.raises(TypeError, match="several backbones need strategy='auto'"):
+        hs.fit(from_arrays(images, labels), backbone=["headstart:tiny-cnn", "headstart:tiny-cnn?width=8"])
