@@ -1,6 +1,7 @@
 """Warm vs cold `rank`: what a run over cached features costs now that backbones are built lazily.
 
-    python benchmarks/warm_cache.py [--modality text|image|both] [--labels-per-class N] [--repeat R] [--out PATH]
+    python benchmarks/warm_cache.py [--modality text|image|both] [--labels-per-class N] [--scores logme,...]
+                                    [--repeat R] [--out PATH]
 
 Each run is a fresh Python process timed end to end (imports included), as a user's `headstart rank` would be:
 
@@ -33,7 +34,7 @@ CANDIDATES = {
 MODES = ("cold", "warm-eager", "warm")
 
 
-def child(modality: str, mode: str, labels_per_class: int) -> None:
+def child(modality: str, mode: str, labels_per_class: int, scores: list[str] | None) -> None:
     """One `rank` in this process; prints a JSON line: seconds in rank, networks built, the ranking's scores."""
     t_import = time.perf_counter()
     import headstart as hs
@@ -70,7 +71,7 @@ def child(modality: str, mode: str, labels_per_class: int) -> None:
 
     data, specs, _ = CANDIDATES[modality]
     t0 = time.perf_counter()
-    result = hs.rank(data, backbones=specs, labels_per_class=labels_per_class, progress=False)
+    result = hs.rank(data, backbones=specs, labels_per_class=labels_per_class, progress=False, scores=scores)
     seconds = time.perf_counter() - t0
     scores = {r.spec: r.scores for r in result.results}
     load = {r.spec: r.seconds["load"] for r in result.results}
@@ -79,17 +80,9 @@ def child(modality: str, mode: str, labels_per_class: int) -> None:
     print(json.dumps({**out, "seconds": parts}))
 
 
-def timed_run(modality: str, mode: str, labels_per_class: int, env: dict[str, str]) -> dict:
-    cmd = [
-        sys.executable,
-        __file__,
-        "--child",
-        mode,
-        "--modality",
-        modality,
-        "--labels-per-class",
-        str(labels_per_class),
-    ]
+def timed_run(modality: str, mode: str, labels_per_class: int, scores: str | None, env: dict[str, str]) -> dict:
+    cmd = [sys.executable, __file__, "--child", mode, "--modality", modality]
+    cmd += ["--labels-per-class", str(labels_per_class)] + (["--scores", scores] if scores else [])
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
@@ -105,12 +98,14 @@ def main() -> None:
     parser.add_argument("--labels-per-class", type=int, default=None)
     parser.add_argument("--repeat", type=int, default=2, help="warm runs of each kind (the best is reported)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "warm_cache.json")
+    parser.add_argument("--scores", help="comma-separated scores (default: all of rank's), e.g. logme")
     parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     modalities = ["text", "image"] if args.modality == "both" else [args.modality]
     if args.child:
         (modality,) = modalities
-        child(modality, args.child, args.labels_per_class or CANDIDATES[modality][2])
+        chosen = args.scores.split(",") if args.scores else None
+        child(modality, args.child, args.labels_per_class or CANDIDATES[modality][2], chosen)
         return
 
     results = {}
@@ -125,15 +120,23 @@ def main() -> None:
                 "TRANSFORMERS_VERBOSITY": "error",
                 "TOKENIZERS_PARALLELISM": "false",
             }
-            runs = {"cold": timed_run(modality, "cold", budget, env)}
+            runs = {"cold": timed_run(modality, "cold", budget, args.scores, env)}
             for mode in ("warm-eager", "warm"):
-                tries = [timed_run(modality, mode, budget, env) for _ in range(max(1, args.repeat))]
+                tries = [timed_run(modality, mode, budget, args.scores, env) for _ in range(max(1, args.repeat))]
                 runs[mode] = min(tries, key=lambda r: r["wall_s"])
             same = runs["warm"]["scores"] == runs["cold"]["scores"] == runs["warm-eager"]["scores"]
         data, specs, _ = CANDIDATES[modality]
-        results[modality] = {"data": data, "backbones": specs, "labels_per_class": budget, "runs": runs, "same": same}
+        results[modality] = {
+            "data": data,
+            "backbones": specs,
+            "labels_per_class": budget,
+            "scores": args.scores or "all",
+            "runs": runs,
+            "same": same,
+        }
         cold = runs["cold"]["wall_s"]
-        print(f"\n{modality}: rank {' and '.join(specs)} on {data}, {budget} labelled items per class")
+        print(f"\n{modality}: rank {' and '.join(specs)} on {data}, {budget} labelled items per class, ", end="")
+        print(f"scores: {args.scores or 'all'}")
         print(f"{'run':<11} {'wall s':>7} {'in rank s':>9} {'load s':>7} {'built':>5} {'vs cold':>8}")
         for mode, r in runs.items():
             load = sum(r["load_s"].values())
