@@ -175,6 +175,8 @@ def data_info(ds: Dataset, part: Partition, seed: int) -> dict[str, Any]:
         "n_scored_train": len(part.train),
         "n_test": len(part.test) if part.test is not None else 0,
         "estimate": part.estimate,
+        "test_size": part.test_size,
+        "labels_per_class": part.labels_per_class,
         "seed": seed,
         "skipped": len(ds.issues),
     }

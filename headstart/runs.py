@@ -28,6 +28,8 @@ class Partition:
     test: Dataset | None
     final: Dataset
     estimate: str  # "held-out split", "separate test set" or "cross-validation"
+    test_size: float = 0.25
+    labels_per_class: int | None = None
 
     @property
     def refits(self) -> bool:
@@ -73,14 +75,14 @@ def partition(
         if missing:
             raise DataError(f"the test set {test.source} has no label column {missing[0]!r}, which {ds.source} has")
         train = few_per_class(ds, labels_per_class, seed=seed) if labels_per_class else ds
-        return Partition(train, test, train, "separate test set")
+        return Partition(train, test, train, "separate test set", 0.0, labels_per_class)
     if test_size == 0:
         train = few_per_class(ds, labels_per_class, seed=seed) if labels_per_class else ds
         _check_cv(train)
-        return Partition(train, None, train, "cross-validation")
+        return Partition(train, None, train, "cross-validation", 0.0, labels_per_class)
     train, held_out = split(ds, test_size=test_size, seed=seed, labels_per_class=labels_per_class)
     final = concat(train, held_out) if refit and labels_per_class is None else train
-    return Partition(train, held_out, final, "held-out split")
+    return Partition(train, held_out, final, "held-out split", test_size, labels_per_class)
 
 
 def concat(a: Dataset, b: Dataset) -> Dataset:

@@ -103,7 +103,7 @@ def test_fit_delegates_to_finetune(digits60):
     model = hs.fit(digits60, backbone=TINY_CNN, strategy="gradual", epochs=1, freeze_epochs=1, augment="none", **FAST)
     stages = [r["stage"] for r in model.report["finetune"]["history"]]
     assert stages == ["frozen", "unfrozen"]
-    with pytest.raises(TypeError, match="only to fine-tuning"):
+    with pytest.raises(TypeError, match="options epochs do not apply to strategy .probe."):
         hs.fit(digits60, backbone=TINY_CNN, epochs=2)
 
 
