@@ -82,3 +82,15 @@ def test_several_backbones_need_auto(digits_small) -> None:
     images, labels = digits_small
     with pytest.raises(TypeError, match="several backbones need strategy='auto'"):
         hs.fit(from_arrays(images, labels), backbone=["headstart:tiny-cnn", "headstart:tiny-cnn?width=8"])
+
+
+@pytest.mark.slow
+def test_costly_candidates_run_within_the_time_budget(digits_small) -> None:
+    images, labels = digits_small
+    ds = from_arrays(images, labels)
+    model = hs.fit(ds, backbone="headstart:tiny-cnn", strategy="auto", time_budget=900, epochs=1, progress=False)
+    row = next(r for r in model.report["leaderboard"] if r["name"] == "headstart:tiny-cnn gradual")
+    assert row["folds"] == 5 and row["cv_accuracy"] is not None and row["seconds"] > 0
+    spent = hs.fit(ds, backbone="headstart:tiny-cnn", strategy="auto", time_budget=0.01, epochs=1, progress=False)
+    row = next(r for r in spent.report["leaderboard"] if r["name"] == "headstart:tiny-cnn gradual")
+    assert row["cv_accuracy"] is None and "time budget" in row["note"]
