@@ -53,7 +53,8 @@ def audio_views(backbone: Backbone, ds: Dataset, *, seed: int = 0, copies: int =
     from headstart.errors import DataError
     from headstart.finetune.audio_augment import PROBE_LEVEL, noisy_copy
 
-    rate = int(backbone.audio_preprocessing.sample_rate)  # type: ignore[attr-defined]
+    # the rate the backbone reads waveforms at; backbones without audio preprocessing (features:log-mel) read 16 kHz
+    rate = int(getattr(getattr(backbone, "audio_preprocessing", None), "sample_rate", 16_000))
     waves = []
     for i, item in enumerate(ds.items):
         try:

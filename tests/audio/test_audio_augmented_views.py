@@ -58,6 +58,14 @@ def test_no_views_for_text_and_images() -> None:
         training_views(bb, load_data_tones_like(), copies=-1)
 
 
+def test_views_for_an_audio_featurizer_without_audio_preprocessing(tones_dir: Path) -> None:
+    ds = load_data(tones_dir).subset([0, 10])
+    bb = create_backbone("features:log-mel")
+    x, targets = training_views(bb, ds, seed=0)
+    assert x.shape == (4, bb.embed_dim) and targets == {"label": list(ds.targets["label"]) * 2}
+    assert not np.allclose(x[:2], extract_features(bb, ds, progress=False), atol=1e-3)
+
+
 def load_data_tones_like():
     rng = np.random.default_rng(0)
     return from_arrays([0.1 * rng.standard_normal(8000).astype(np.float32)], ["a"], modality="audio")
