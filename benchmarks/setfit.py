@@ -46,6 +46,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=16, help="pairs per step")
     parser.add_argument("--lr", type=float, default=2e-5)
+    parser.add_argument("--tag", default="", help="suffix for the SetFit method name (e.g. -ppi20 for other settings)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--append", action="store_true", help="keep the rows in --out, skip those done")
@@ -110,7 +111,8 @@ def main() -> None:
                     _save(args.out, meta, rows)
 
                 for loss in args.losses.split(","):
-                    if done(base, f"setfit-{loss}"):
+                    method = f"setfit-{loss}{args.tag}"
+                    if done(base, method):
                         continue
                     from headstart.finetune.contrastive_text import contrastive_tune
 
@@ -129,8 +131,9 @@ def main() -> None:
                     )
                     tuned = time.perf_counter() - t0
                     pred = _probe(_embed(backbone, train.items), train.labels, _embed(backbone, test.items), seed)
-                    row = {**base, "method": f"setfit-{loss}", **_score(test, pred, time.perf_counter() - t0)}
+                    row = {**base, "method": method, **_score(test, pred, time.perf_counter() - t0)}
                     row |= {"tune_seconds": round(tuned, 1), "pairs": history["pairs"], "steps": history["steps"]}
+                    row |= {"pairs_per_item": args.pairs_per_item, "lr": args.lr, "epochs": args.epochs}
                     row["tune_loss"] = [round(v, 4) for v in history["loss"]]
                     rows.append(row)
                     _save(args.out, meta, rows)
@@ -209,15 +212,22 @@ def _summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "seconds_mean": round(float(secs.mean()), 1),
             }
         )
+        if method != "frozen":  # paired by seed: the same split and test subset
+            frozen = {r["seed"]: r["accuracy"] for r in groups.get((name, k, "frozen"), [])}
+            gain = np.array([r["accuracy"] - frozen[r["seed"]] for r in rs if r["seed"] in frozen])
+            if len(gain):
+                out[-1]["gain_vs_frozen_mean"] = round(float(gain.mean()), 4)
+                out[-1]["gain_vs_frozen_std"] = round(float(gain.std(ddof=1)) if len(gain) > 1 else 0.0, 4)
     return out
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
-    lines = [f"{'data':<10} {'k':>3} {'method':<15} {'seeds':>5} {'accuracy':>15} {'wall s':>8}"]
+    lines = [f"{'data':<16} {'k':>3} {'method':<20} {'seeds':>5} {'accuracy':>15} {'vs frozen':>16} {'wall s':>8}"]
     for s in _summary(rows):
         acc = f"{s['accuracy_mean']:.3f} ± {s['accuracy_std']:.3f}"
+        gain = f"{s['gain_vs_frozen_mean']:+.3f} ± {s['gain_vs_frozen_std']:.3f}" if "gain_vs_frozen_mean" in s else ""
         lines.append(
-            f"{s['dataset']:<10} {s['labels_per_class']:>3} {s['method']:<15} {s['seeds']:>5} {acc:>15} "
+            f"{s['dataset']:<16} {s['labels_per_class']:>3} {s['method']:<20} {s['seeds']:>5} {acc:>15} {gain:>16} "
             f"{s['seconds_mean']:>8.1f}"
         )
     return "\n".join(lines)
