@@ -6,7 +6,8 @@ a tuned linear and an MLP head on each backbone's cached features, each backbone
 baseline's (images, audio), and, when `time_budget` allows, the costly ones: SetFit for text backbones, `gradual`
 fine-tuning for image and audio backbones. With more than two backbones, LogME on the training features drops all
 but the best two before anything is fitted (`headstart rank` uses the same score). Every candidate sees the same
-folds; the baseline is one of them, so `auto` is not worse than it beyond the noise of the folds.
+folds; the baseline is one of them, so `auto` is not worse than it beyond the noise of the folds. The default recipe
+(the first backbone's tuned linear head) stays unless another beats it clearly (see `choose`).
 
 The accuracy quoted for the saved model comes from the held-out split or test set when there is one (never used to
 choose); with `test_size=0`, it is the winner's cross-validated score, which the choice itself makes slightly
@@ -135,7 +136,10 @@ def fit_auto(
         cand.seconds = time.perf_counter() - t0
 
     scored = [c for c in pool if c.scored]
-    winner = max(scored, key=lambda c: (round(float(np.mean(c.fold_accuracy)), 9), -pool.index(c)))
+    winner = choose(scored, default=_default_candidate(pool))
+    top = max(scored, key=lambda c: float(np.mean(c.fold_accuracy)))
+    if top is not winner and float(np.mean(top.fold_accuracy)) > float(np.mean(winner.fold_accuracy)):
+        top.note = "best mean, but not clearly better than the default (within one standard error)"
     model = _final_model(winner, ds, part, common, baseline, test_source, finetune_options or {})
     rows = [c.row(c is winner) for c in pool]
     model.report["leaderboard"] = rows
@@ -152,6 +156,23 @@ def fit_auto(
     model.report.setdefault("timing_s", {})["auto"] = time.perf_counter() - start
     model.report["timing_s"]["auto"] = time.perf_counter() - start
     return model
+
+
+def choose(scored: list[Candidate], default: Candidate | None) -> Candidate:
+    """The most accurate candidate over the folds, unless it beats the default recipe (the first backbone's tuned
+    linear head) by no more than one standard error of their paired fold differences: with a few labels per class
+    a fold holds a handful of items, and a recipe must show it is better, not merely luckier, to be chosen."""
+    top = max(scored, key=lambda c: (round(float(np.mean(c.fold_accuracy)), 9), -scored.index(c)))
+    if default is None or default is top or not default.scored or len(top.fold_accuracy) < 2:
+        return top
+    diff = np.asarray(top.fold_accuracy) - np.asarray(default.fold_accuracy)
+    return top if diff.mean() > diff.std(ddof=1) / np.sqrt(len(diff)) else default
+
+
+def _default_candidate(pool: list[Candidate]) -> Candidate | None:
+    return next(
+        (c for c in pool if c.kind == "probe" and c.head == "linear" and c.name.endswith(" + linear head")), None
+    )
 
 
 def fold_indices(train: Dataset, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -43,8 +43,13 @@ class TransferModel:
     def backbone(self) -> Any:
         if self._backbone is None:
             from headstart.backbones import create_backbone
+            from headstart.backbones.local_source import restore_preprocessing
 
-            self._backbone = create_backbone(self.backbone_spec)
+            backbone = create_backbone(self.backbone_spec)
+            # the preprocessing the heads were fitted under wins over the spec's current defaults (e.g. a model saved
+            # when speech-embedding trimmed 1 s windows and mean-pooled still gets those 96-d features)
+            restore_preprocessing(backbone, self.backbone_info.get("preprocessing"))
+            self._backbone = backbone
         return self._backbone
 
     def embed(self, inputs: Any, *, progress: bool = False, cache: bool = True) -> np.ndarray:

@@ -39,7 +39,7 @@ def load(spec: BackboneSpec) -> Backbone:
             raise BackboneError(f"{weights}: weights file named in {MANIFEST} is missing")
         backbone.after_build(lambda module: _load_weights(module, weights))  # now, or when the module is built
         backbone.weights_id = file_weights_id(weights)
-        _restore_preprocessing(backbone, section.get("preprocessing"))
+        restore_preprocessing(backbone, section.get("preprocessing"))
     backbone.spec = f"local:{folder.resolve()}"
     return backbone
 
@@ -53,7 +53,7 @@ def _load_weights(module: Any, weights: Path) -> None:
         raise BackboneError(f"{weights}: cannot load weights ({str(exc).splitlines()[0][:200]})") from None
 
 
-def _restore_preprocessing(backbone: Backbone, saved: Any) -> None:
+def restore_preprocessing(backbone: Backbone, saved: Any) -> None:
     """Trained weights come with the preprocessing they were trained under, which the architecture's random-init
     build may not share (e.g. headstart:efficientnet-lite0's whole-image resize): take the manifest's."""
     if isinstance(backbone, ImageBackbone) and isinstance(saved, dict) and saved.get("kind") == "image":

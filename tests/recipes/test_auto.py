@@ -9,7 +9,6 @@ import pytest
 
 import headstart as hs
 from headstart.data import from_arrays
-from tests.conftest import make_texts
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +28,11 @@ def test_leaderboard_holds_the_baseline_and_marks_the_best(auto_digits) -> None:
     assert any(n.startswith("headstart:tiny-cnn ⊕ baseline features") for n in names)
     scored = [r for r in rows if r["cv_accuracy"] is not None]
     chosen = [r for r in rows if r["chosen"]]
-    assert len(chosen) == 1 and chosen[0]["cv_accuracy"] == max(r["cv_accuracy"] for r in scored)
+    best = max(r["cv_accuracy"] for r in scored)
+    assert len(chosen) == 1
+    if chosen[0]["cv_accuracy"] < best:  # the default recipe stays unless beaten clearly, and the board says so
+        assert chosen[0]["name"] == "headstart:tiny-cnn + linear head"
+        assert any("not clearly better" in r["note"] for r in scored if r["cv_accuracy"] == best)
     assert {r["folds"] for r in scored} == {5}  # the same folds for every candidate
     costly = next(r for r in rows if r["name"] == "headstart:tiny-cnn gradual")
     assert costly["cv_accuracy"] is None and "time-budget" in costly["note"]
@@ -65,17 +68,22 @@ def test_baseline_features_saved_as_a_model_round_trip(digits_small, tmp_path) -
 
 
 def test_text_auto_can_choose_and_save_tf_idf(tmp_path, tiny_st_dir) -> None:
-    texts, labels = make_texts(60)
+    rng = np.random.default_rng(0)
+    filler = "the a market film music award star election minister vote party phone software".split()
+    labels = ["sport", "business"] * 40
+    # the one word that tells the classes apart comes after 80 shared ones: TF-IDF reads it, the encoder (64 tokens
+    # at most) never sees it
+    texts = [" ".join([*rng.choice(filler, 80), "goal" if y == "sport" else "bank"]) for y in labels]
     model = hs.fit(
         from_arrays(texts, labels), backbone=f"st:{tiny_st_dir}", strategy="auto", out=tmp_path / "t", progress=False
     )
     names = [r["name"] for r in model.report["leaderboard"]]
     assert names[0] == "baseline: TF-IDF + logistic regression"
     assert any("setfit" in n for n in names)
-    # a random tiny encoder cannot beat TF-IDF on these word-separable topics: the baseline must win and be saved
+    # the encoder is at chance here: the baseline must win clearly and be the saved model
     assert model.report["chosen"] == names[0] and model.backbone_spec.startswith("features:tfidf")
     again = hs.load(tmp_path / "t")
-    assert again.predict(["the goal won match team", "the shares fell bank profit"]) == ["sport", "business"]
+    assert again.predict(["the film vote phone goal", "the music party star bank"]) == ["sport", "business"]
 
 
 def test_several_backbones_need_auto(digits_small) -> None:
@@ -94,3 +102,14 @@ def test_costly_candidates_run_within_the_time_budget(digits_small) -> None:
     spent = hs.fit(ds, backbone="headstart:tiny-cnn", strategy="auto", time_budget=0.01, epochs=1, progress=False)
     row = next(r for r in spent.report["leaderboard"] if r["name"] == "headstart:tiny-cnn gradual")
     assert row["cv_accuracy"] is None and "time budget" in row["note"]
+
+
+def test_choice_keeps_the_default_unless_clearly_beaten() -> None:
+    from headstart.autofit import Candidate, choose
+
+    default = Candidate("b + linear head", "probe", "b", fold_accuracy=[0.8, 0.6, 1.0, 0.8])
+    lucky = Candidate("baseline", "probe", "x", fold_accuracy=[1.0, 0.6, 0.8, 1.0])  # +0.05 mean, noisy
+    clear = Candidate("joined", "probe", "y", fold_accuracy=[0.9, 0.7, 1.0, 0.9])  # +0.075, every fold
+    assert choose([lucky, default], default) is default
+    assert choose([lucky, default, clear], default) is clear
+    assert choose([lucky], None) is lucky
