@@ -35,7 +35,8 @@ class Score:
         return {**self.params, "cv_accuracy": self.accuracy, "cv_log_loss": self.log_loss, "cv_std": self.spread}
 
 
-REPEAT_BELOW = 200  # fewer items than this: the folds are drawn several times, so a few lucky items decide less
+REPEAT_BELOW = 200
+FEW_FOLDS_ABOVE = 1000  # more items than this: 3 folds are enough to rank settings, and each fit costs more  # fewer items than this: the folds are drawn several times, so a few lucky items decide less
 
 
 def folds(y_idx: np.ndarray, n_splits: int, seed: int) -> list[Fold]:
@@ -43,7 +44,7 @@ def folds(y_idx: np.ndarray, n_splits: int, seed: int) -> list[Fold]:
     are few items; none when some class has a single item."""
     from sklearn.model_selection import RepeatedStratifiedKFold
 
-    k = min(n_splits, int(np.bincount(y_idx).min()))
+    k = min(n_splits, int(np.bincount(y_idx).min()), 3 if len(y_idx) > FEW_FOLDS_ABOVE else n_splits)
     if k < 2:
         return []
     repeats = int(np.clip(np.ceil(REPEAT_BELOW / len(y_idx)), 1, 3))
