@@ -35,8 +35,8 @@ class Score:
         return {**self.params, "cv_accuracy": self.accuracy, "cv_log_loss": self.log_loss, "cv_std": self.spread}
 
 
-REPEAT_BELOW = 200
-FEW_FOLDS_ABOVE = 1000  # more items than this: 3 folds are enough to rank settings, and each fit costs more  # fewer items than this: the folds are drawn several times, so a few lucky items decide less
+REPEAT_BELOW = 200  # fewer items than this: the folds are drawn several times, so a few lucky items decide less
+FEW_FOLDS_ABOVE = 1000  # more items than this: 3 folds are enough to rank settings, and each fit costs more
 
 
 def folds(y_idx: np.ndarray, n_splits: int, seed: int) -> list[Fold]:
