@@ -1,15 +1,18 @@
 """Fine-tuning benchmark: probe vs finetune vs gradual (vs LoRA for text) vs random init: accuracy, wall time.
 
     python benchmarks/finetune.py [--modality image|text|both] [--labels-per-class 10] [--epochs 5]
+    python benchmarks/finetune.py --fair --fair-data digits --size 64 --labels-per-class 20 --seeds 0,1,2
 
 Image: samples:digits, headstart:efficientnet-lite0 at --size px (default 64). Text: samples:bbc-news,
 st:all-MiniLM-L6-v2 with max_length --max-length (default 128). The same seeded split and the same labelled
 training items for every method (`val_size=0`: no items held out for early stopping, so fine-tuning sees exactly
 what the probe sees). `gradual` trains 1 frozen epoch + (epochs - 1), the same total as the others.
 
-Then, if fastai is importable, the same architecture, data, size, batch and epochs with
-`vision_learner(...).fine_tune()`, per-epoch time and accuracy beside headstart's `gradual` (its counterpart).
-If fastai is not installed, the script says so and exits 0 after printing headstart's own figures.
+Then, if fastai is importable, the fair comparison (`--fair` runs it alone; `fair_rows`): fastai with its own
+documented recipe (`vision_learner`, `lr_find()`'s valley as the learning rate, `fine_tune(E)` for each E of
+--fastai-epochs, every E reported) beside headstart's default `gradual`, same data (--fair-data digits|solar), same
+size, same labelled items and test split, per seed; accuracy and wall time of both, from the same run, go to
+benchmarks/results/finetune_fastai.json. If fastai is not installed, the script says so and exits 0.
 Writes benchmarks/results/finetune.json. The machine may be shared: the load average is recorded with each row.
 """
 
@@ -19,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -92,7 +96,18 @@ def _command(data: str, backbone: str, options: dict[str, Any], args: argparse.N
     return " ".join(parts)
 
 
-def fastai_rows(args: argparse.Namespace) -> list[dict[str, Any]] | None:
+FAIR_DATA = {"digits": "samples:digits", "solar": "samples:solar-cells"}
+
+
+def fair_rows(args: argparse.Namespace) -> list[dict[str, Any]] | None:
+    """fastai with its own documented recipe beside headstart's default (`gradual`), same data, size, labelled items.
+
+    fastai: `vision_learner(dls, arch)`, `learn.lr_find()` (its `valley` suggestion) as the learning rate, then
+    `learn.fine_tune(E)` for each E of --fastai-epochs (a fresh learner each time; every E is reported, none is
+    picked by its test score). headstart: `hs.fit(..., strategy="gradual")` with its defaults (it holds out
+    `val_size` of the labelled items itself for early stopping / best-epoch restore). Both are scored on the same
+    test split, and the wall time of each covers everything from the labelled items to the test score.
+    """
     try:
         import fastai  # noqa: F401
     except ImportError:
@@ -106,47 +121,78 @@ def fastai_rows(args: argparse.Namespace) -> list[dict[str, Any]] | None:
     from headstart.backbones import create_backbone
     from headstart.data import split
 
-    ds = hs.load_dataset("samples:digits")
-    train, test = split(ds, test_size=0.25, seed=args.seed, labels_per_class=args.labels_per_class)
-    images = [Image.fromarray(np.asarray(i)).convert("RGB") for i in [*train.items, *test.items]]
-    labels = [*train.labels, *test.labels]
-    n_train = len(train)
-    block = DataBlock(  # items are indices: fastai maps transforms over the elements of tuple items
-        blocks=(ImageBlock, CategoryBlock),
-        get_x=lambda i: images[i],
-        get_y=lambda i: labels[i],
-        splitter=lambda idx: (list(range(n_train)), list(range(n_train, len(idx)))),
-        item_tfms=Resize(args.size, method="squish"),
-        batch_tfms=Normalize.from_stats([0.5] * 3, [0.5] * 3),  # Lite0's normalisation, as headstart uses
-    )
-    dls = block.dataloaders(list(range(len(images))), bs=args.batch_size, num_workers=args.workers)
-    lite0 = create_backbone("headstart:efficientnet-lite0").module
+    source = FAIR_DATA[args.fair_data]
+    size = args.size
+    backbone = f"headstart:efficientnet-lite0?size={size}"
     rows = []
-    for lr in [float(x) for x in args.fastai_lrs.split(",")]:
-        # The same ImageNet weights headstart uses (headstart:efficientnet-lite0), loaded into fastai's timm body:
-        # fastai's own `pretrained=True` would download timm's copy, and nothing may download here.
-        torch.manual_seed(args.seed)
-        learn = vision_learner(dls, "tf_efficientnet_lite0", metrics=accuracy, pretrained=False)
-        body = learn.model[0].model
-        missing, _ = body.load_state_dict(lite0.state_dict(), strict=False)
-        assert not missing, f"fastai's body lacks {missing[:3]}"
-        learn.freeze()
-        timer = _TrainTimer()
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        extra = {"hflip": False} if args.fair_data == "digits" else {}
+        os.environ["HEADSTART_CACHE"] = str(Path(args.cache) / "fair")
         load = os.getloadavg()[0]
         t0 = time.perf_counter()
-        with learn.no_bar(), learn.no_logging():
-            learn.fine_tune(args.epochs - 1, base_lr=lr, freeze_epochs=1, cbs=[timer])
-            acc = float(learn.validate()[1])
+        model = hs.fit(source, backbone=backbone, strategy="gradual", labels_per_class=args.labels_per_class,
+                       seed=seed, refit=False, baseline=False, progress=False, num_workers=args.workers,
+                       **extra)  # fmt: skip
         wall = time.perf_counter() - t0
-        # fastai validates on the test split after every epoch; headstart (val_size=0) does not, so the per-epoch
-        # figure compared is the training part of each epoch alone (the callback times it)
-        row = {"modality": "image", "method": f"fastai vision_learner.fine_tune(base_lr={lr:g})",
-               "backbone": f"tf_efficientnet_lite0 (headstart:efficientnet-lite0 weights), {args.size} px",
-               "accuracy": round(acc, 4), "wall_s": round(wall, 1),
-               "epoch_s": round(sum(timer.seconds) / len(timer.seconds), 2), "n_train": len(train),
-               "n_test": len(test), "load_before": round(load, 2), "device": str(learn.dls.device),
-               "command": f"python benchmarks/finetune.py --modality image --fastai-lrs {lr:g}"}  # fmt: skip
+        history = model.report.get("finetune", {}).get("history", [])
+        row = {"data": source, "method": "headstart fit --strategy gradual (defaults)", "seed": seed,
+               "backbone": backbone, "accuracy": round(model.metrics["label"]["accuracy"], 4), "wall_s": round(wall, 1),
+               "epochs": len(history), "n_train": model.data_info["n_train"], "n_test": model.data_info["n_test"],
+               "load_before": round(load, 2),
+               "command": f"headstart fit {source} -b '{backbone}' -o runs/x --strategy gradual --labels-per-class "
+                          f"{args.labels_per_class} --seed {seed} --no-baseline --no-refit"
+                          + (" --set hflip=false" if extra else "")}  # fmt: skip
+        print(json.dumps(row), flush=True)
         rows.append(row)
+
+        ds = hs.load_dataset(source)
+        train, test = split(ds, test_size=0.25, seed=seed, labels_per_class=args.labels_per_class)
+        assert len(train) == row["n_train"] and len(test) == row["n_test"], "not the split headstart scored on"
+
+        def load_image(item: Any) -> Image.Image:
+            return (Image.open(item) if isinstance(item, (str, Path)) else Image.fromarray(np.asarray(item))).convert(
+                "RGB"
+            )
+
+        for epochs in [int(e) for e in args.fastai_epochs.split(",")]:
+            load = os.getloadavg()[0]
+            t0 = time.perf_counter()
+            images = [load_image(i) for i in [*train.items, *test.items]]
+            labels = [*train.labels, *test.labels]
+            n_train = len(train)
+            block = DataBlock(  # items are indices: fastai maps transforms over the elements of tuple items
+                blocks=(ImageBlock, CategoryBlock),
+                get_x=lambda i, images=images: images[i],
+                get_y=lambda i, labels=labels: labels[i],
+                splitter=lambda idx, n=n_train: (list(range(n)), list(range(n, len(idx)))),
+                item_tfms=Resize(size, method="squish"),
+                batch_tfms=Normalize.from_stats([0.5] * 3, [0.5] * 3),  # Lite0's normalisation, as headstart uses
+            )
+            bs = min(32, n_train // 2)  # fastai drops the last partial batch in training: keep at least 2 batches
+            dls = block.dataloaders(list(range(len(images))), bs=bs, num_workers=args.workers)
+            # The same ImageNet weights headstart uses (headstart:efficientnet-lite0), loaded into fastai's timm
+            # body: fastai's own `pretrained=True` would download timm's copy, and nothing may download here.
+            torch.manual_seed(seed)
+            learn = vision_learner(dls, "tf_efficientnet_lite0", metrics=accuracy, pretrained=False)
+            missing, _ = learn.model[0].model.load_state_dict(
+                create_backbone("headstart:efficientnet-lite0").module.state_dict(), strict=False
+            )
+            assert not missing, f"fastai's body lacks {missing[:3]}"
+            learn.freeze()
+            with learn.no_bar(), learn.no_logging():
+                lr = float(learn.lr_find(show_plot=False).valley)
+                learn.fine_tune(epochs, base_lr=lr)
+                acc = float(learn.validate()[1])
+            wall = time.perf_counter() - t0
+            row = {"data": source, "method": f"fastai lr_find + fine_tune({epochs})", "seed": seed,
+                   "backbone": f"tf_efficientnet_lite0 (headstart:efficientnet-lite0 weights), {size} px",
+                   "accuracy": round(acc, 4), "wall_s": round(wall, 1), "epochs": epochs + 1, "lr": lr,
+                   "batch_size": bs, "n_train": len(train), "n_test": len(test), "load_before": round(load, 2),
+                   "device": str(learn.dls.device),
+                   "command": f"python benchmarks/finetune.py --fair --fair-data {args.fair_data} --size {size} "
+                   f"--labels-per-class {args.labels_per_class} --seeds {seed} --fastai-epochs {epochs}"}  # fmt: skip
+            print(json.dumps(row), flush=True)
+            rows.append(row)
     return rows
 
 
@@ -184,22 +230,34 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=0)
-    parser.add_argument("--fastai-lrs", default="0.002,0.01", help="fastai base_lr values (0.002 is its default)")
     parser.add_argument("--only", default="", help="comma-separated methods to run (default: all)")
+    parser.add_argument("--fair", action="store_true", help="only the fastai comparison (its own recipe)")
+    parser.add_argument("--fair-data", choices=sorted(FAIR_DATA), default="digits")
+    parser.add_argument("--seeds", default="0", help="--fair: comma-separated seeds")
+    parser.add_argument("--fastai-epochs", default="5,10,20", help="--fair: fine_tune epochs to try, each reported")
     parser.add_argument("--cache", default="/tmp/headstart-bench-finetune-cache")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    if args.out is None:
+        args.out = RESULTS.with_name("finetune_fastai.json") if args.fair else RESULTS
 
     rows = []
-    for modality in ["image", "text"] if args.modality == "both" else [args.modality]:
-        rows += headstart_rows(modality, args)
-    comparison = fastai_rows(args) if args.modality in ("image", "both") else None
+    if not args.fair:
+        for modality in ["image", "text"] if args.modality == "both" else [args.modality]:
+            rows += headstart_rows(modality, args)
+    comparison = fair_rows(args) if args.fair or args.modality in ("image", "both") else None
     if comparison is None:
         print("fastai is not installed (pip install fastai): the fastai comparison was skipped.")
     else:
         rows += comparison
-        for row in comparison:
-            print(json.dumps(row))
+        print(f"\n{'method':46} {'accuracy (mean ± std)':>22} {'wall s':>7}  seeds")
+        for method in dict.fromkeys(r["method"] for r in comparison):
+            group = [r for r in comparison if r["method"] == method]
+            accs = [r["accuracy"] for r in group]
+            std = statistics.stdev(accs) if len(accs) > 1 else 0.0
+            wall = statistics.mean(r["wall_s"] for r in group)
+            acc = f"{statistics.mean(accs):.3f} ± {std:.3f}"
+            print(f"{method:46} {acc:>22} {wall:>7.1f}  {[r['seed'] for r in group]}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     machine = {"cpus": os.cpu_count(), "platform": platform.platform()}
     payload = {"machine": machine, "args": vars(args) | {"out": str(args.out)}, "rows": rows}
