@@ -91,11 +91,12 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for data, recipe in keys:
         group = [r for r in rows if r["data"] == data and r["recipe"] == recipe]
         accs = [r["accuracy"] for r in group]
+        f1s = [r["macro_f1"] for r in group if r.get("macro_f1") is not None]
         out.append({
             "data": data, "recipe": recipe, "seeds": [r["seed"] for r in group],
             "accuracy_mean": round(statistics.mean(accs), 4),
             "accuracy_std": round(statistics.stdev(accs), 4) if len(accs) > 1 else 0.0,
-            "macro_f1_mean": round(statistics.mean(r["macro_f1"] for r in group), 4),
+            "macro_f1_mean": round(statistics.mean(f1s), 4) if f1s else None,
             "wall_s_mean": round(statistics.mean(r["wall_s"] for r in group), 1),
         })  # fmt: skip
     return out
@@ -133,7 +134,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     print(f"\n{'data':22} {'recipe':16} {'accuracy (mean ± std)':>22} {'macro F1':>9} {'wall s':>7}  seeds")
     for s in summarise(rows):
         acc = f"{s['accuracy_mean']:.3f} ± {s['accuracy_std']:.3f}"
-        line = f"{s['data']:22} {s['recipe']:16} {acc:>22} {s['macro_f1_mean']:>9.3f} {s['wall_s_mean']:>7}"
+        f1 = s["macro_f1_mean"] if s["macro_f1_mean"] is not None else float("nan")
+        line = f"{s['data']:22} {s['recipe']:16} {acc:>22} {f1:>9.3f} {s['wall_s_mean']:>7}"
         print(f"{line}  {s['seeds']}")
 
 
