@@ -76,7 +76,7 @@ def test_frozen_batchnorm_keeps_its_statistics(digits60):
     from headstart.finetune import finetune
 
     model = finetune(digits60, backbone=TINY_CNN, strategy="gradual", epochs=1, freeze_epochs=1, augment="none",
-                     precise_bn=0, **FAST)  # fmt: skip
+                     precise_bn=0, refit=False, **FAST)  # fmt: skip
     assert model.report["finetune"]["history"][0]["stage"] == "frozen"
     # the frozen epoch must not move the backbone's BatchNorm statistics: only the unfrozen epoch's steps count
     bn = [m for m in model.backbone.module.modules() if isinstance(m, torch.nn.BatchNorm2d)][0]
