@@ -8,7 +8,8 @@ SetFit for text backbones, `gradual` fine-tuning for image and audio backbones. 
 on the training features drops all but the best two before anything is fitted (`headstart rank` uses the same
 score). Every candidate sees the same folds; the baseline is one of them, so `auto` is not worse than it beyond the
 noise of the folds. The default recipe (the first backbone's tuned linear head) stays unless another beats it
-clearly (see `choose`).
+clearly (see `choose`). A head's own settings (C, scaling, width) are chosen once on the whole training part and
+held fixed in the folds, not nested in each fold: five times cheaper, slightly kind to tuned heads.
 
 The accuracy quoted for the saved model comes from the held-out split or test set when there is one (never used to
 choose); with `test_size=0`, it is the winner's cross-validated score, which the choice itself makes slightly
@@ -261,9 +262,13 @@ def _fold_fitter(
         check_modality(bb.modality, train, bb.spec)
         x = extract_features(bb, train, batch_size=common["batch_size"], progress=common["progress"])
         params = {"class_weight": common["class_weight"], "random_state": seed, **cand.head_params}
+        # the head's own settings are chosen once, on the whole training part, then held fixed in every fold: five
+        # times cheaper than nesting the choice in each fold, at the price of a slightly kinder score for tuned heads
+        tuned = fit_heads(bb, train, x, cand.head, params, seed=seed)
+        first = {**params, **tuned[tasks[0]].fitted_params()}
 
         def fit_probe_fold(tr: np.ndarray, te: np.ndarray) -> float:
-            heads = fit_heads(bb, train.subset(tr), x[tr], cand.head, params, seed=seed)
+            heads = fit_heads(bb, train.subset(tr), x[tr], cand.head, first, seed=seed)
             return accuracy({t: [str(c) for c in heads[t].predict(x[te])] for t in tasks}, te)
 
         return fit_probe_fold
