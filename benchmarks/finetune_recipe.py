@@ -17,11 +17,11 @@ still retrains on every labelled item after scoring (`finetune/run.py`: `final_d
 the partition does not refit, which is larger than the items minus validation), so the wall time of such a run
 includes a second training; its score is the first model's. `n_train` in each row shows it (80 vs 68 on solar).
 
-First figures (2 shared CPU cores, load 4-14; seed 0 unless 3 seeds are shown; 20 labels per class): on solar
-cells (128 px) no fine-tuning recipe tried beat the probe (probe 0.514 ± 0.040 over seeds 0-2, seed 0: 0.514; the
-default gradual 0.431 ± 0.033 over seeds 0-2, the default finetune 0.375, 15 epochs at backbone_lr_mult=0.5: 0.334, a gentle 10 epochs at
-lr 1e-3 with all 80 items: 0.377); on digits (64 px) the 15-epoch recipe did (0.904 against the probe's 0.887, the
-default gradual 0.876). It holds on one set only, so the defaults were left as they are.
+First figures (2 shared CPU cores, load 4-14; 20 labels per class; seeds 0-2 where a ± is given, else seed 0):
+solar cells at 128 px, no fine-tuning recipe tried beat the probe (probe 0.514 ± 0.040, default gradual
+0.431 ± 0.033, default finetune 0.375, 15 epochs at backbone_lr_mult=0.5: 0.334, a gentle 10 epochs at lr 1e-3
+with all 80 items: 0.377); digits at 64 px, the 15-epoch recipe did (0.904 against the probe's 0.887 at seed 0,
+0.879 ± 0.015 over seeds 0-2; default gradual 0.876). It holds on one set only: the defaults were left as they are.
 """
 
 from __future__ import annotations
