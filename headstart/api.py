@@ -169,6 +169,7 @@ def fit(
         return finetune(  # writes its own run folder (checkpoints, curves) as it trains
             ds,
             part=part,
+            refit=refit,
             backbone=specs[0],
             head=head,
             strategy=strategy,

@@ -90,3 +90,13 @@ def test_finetuning_refits_on_every_label_for_the_chosen_epochs(digits_small, tm
     assert model.report["trained_on"].startswith("all 120 labelled items given, retrained")
     again = hs.load(tmp_path / "ft")
     assert again.predict(list(images[:4])) == model.predict(list(images[:4]))
+
+
+def test_no_refit_keeps_the_scored_fine_tuned_model(digits_small) -> None:
+    images, labels = digits_small
+    model = hs.fit(
+        from_arrays(images, labels), backbone="headstart:tiny-cnn", strategy="finetune", epochs=1, batch_size=16,
+        refit=False, progress=False,
+    )  # fmt: skip
+    assert model.report["finetune"]["refit_epochs"] is None and "timing_s" in model.report
+    assert "refit" not in model.report["timing_s"] and model.data_info["n_train"] == model.data_info["n_scored_train"]
