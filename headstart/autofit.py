@@ -27,6 +27,7 @@ import numpy as np
 
 from headstart.data import Dataset
 from headstart.evaluation.baselines import baseline_name
+from headstart.heads.tuning import clearly_better
 from headstart.model import TransferModel
 from headstart.runs import CV_FOLDS, Partition
 
@@ -145,7 +146,7 @@ def fit_auto(
     winner = choose(scored, default=_default_candidate(pool))
     top = max(scored, key=lambda c: float(np.mean(c.fold_accuracy)))
     if top is not winner and float(np.mean(top.fold_accuracy)) > float(np.mean(winner.fold_accuracy)):
-        top.note = "best mean, but not clearly better than the default (within one standard error)"
+        top.note = "best mean, but not clearly better than the default (see headstart.heads.tuning.clearly_better)"
     model = _final_model(winner, ds, part, common, baseline, test_source, finetune_options or {})
     rows = [c.row(c is winner) for c in pool]
     model.report["leaderboard"] = rows
@@ -165,14 +166,13 @@ def fit_auto(
 
 
 def choose(scored: list[Candidate], default: Candidate | None) -> Candidate:
-    """The most accurate candidate over the folds, unless it beats the default recipe (the first backbone's tuned
-    linear head) by no more than one standard error of their paired fold differences: with a few labels per class
-    a fold holds a handful of items, and a recipe must show it is better, not merely luckier, to be chosen."""
+    """The most accurate candidate over the folds, unless it does not beat the default recipe (the first backbone's
+    tuned linear head) clearly on their paired fold differences (`clearly_better`): with a few labels per class a
+    fold holds a handful of items, and a recipe must show it is better, not merely luckier, to be chosen."""
     top = max(scored, key=lambda c: (round(float(np.mean(c.fold_accuracy)), 9), -scored.index(c)))
     if default is None or default is top or not default.scored or len(top.fold_accuracy) < 2:
         return top
-    diff = np.asarray(top.fold_accuracy) - np.asarray(default.fold_accuracy)
-    return top if diff.mean() > diff.std(ddof=1) / np.sqrt(len(diff)) else default
+    return top if clearly_better(np.asarray(top.fold_accuracy) - np.asarray(default.fold_accuracy)) else default
 
 
 def _default_candidate(pool: list[Candidate]) -> Candidate | None:
