@@ -139,7 +139,8 @@ def main() -> None:
     args = parser.parse_args()
     rows = json.loads(RESULTS.read_text())["rows"] if args.append and RESULTS.exists() else []
     for name in args.sets.split(","):
-        rows = [r for r in rows if r["set"] != name] + run_set(name, args)
+        redone = set(args.budgets.split(","))
+        rows = [r for r in rows if not (r["set"] == name and r["budget"] in redone)] + run_set(name, args)
         RESULTS.parent.mkdir(exist_ok=True)
         RESULTS.write_text(json.dumps({"rows": rows, "table": table(rows)}, indent=2))
     print(table(rows))
