@@ -32,6 +32,7 @@ from headstart.model import TransferModel
 from headstart.runs import CV_FOLDS, Partition
 
 KEEP_BACKBONES = 2  # with more candidates than this, LogME keeps the best ones
+REPEAT_BELOW = 200  # fewer training items than this: the folds are drawn three times
 COSTLY = ("setfit", "gradual")
 # an MLP head is a candidate from this many training items on: below it, it never beat the linear head in our runs
 # (digits at 10 per class: 0.71 / 0.58 against 0.71 / 0.74) and its nested cross-validation was the slowest cheap step
@@ -172,7 +173,8 @@ def choose(scored: list[Candidate], default: Candidate | None) -> Candidate:
     top = max(scored, key=lambda c: (round(float(np.mean(c.fold_accuracy)), 9), -scored.index(c)))
     if default is None or default is top or not default.scored or len(top.fold_accuracy) < 2:
         return top
-    return top if clearly_better(np.asarray(top.fold_accuracy) - np.asarray(default.fold_accuracy)) else default
+    n = min(len(top.fold_accuracy), len(default.fold_accuracy))  # costly candidates ran the first draw of folds only
+    return top if clearly_better(np.asarray(top.fold_accuracy[:n]) - np.asarray(default.fold_accuracy[:n])) else default
 
 
 def _default_candidate(pool: list[Candidate]) -> Candidate | None:
@@ -193,7 +195,22 @@ def fold_indices(train: Dataset, seed: int) -> list[tuple[np.ndarray, np.ndarray
         raise DataError(f"{train.source}: --strategy auto needs at least 2 labelled items per class to compare recipes")
     if train.groups is not None and len(set(train.groups)) >= k:
         return list(StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed).split(y, y, train.groups))
+    if len(y) < REPEAT_BELOW:  # a few labels: folds of a handful of items, drawn three times over
+        from sklearn.model_selection import RepeatedStratifiedKFold
+
+        return list(RepeatedStratifiedKFold(n_splits=k, n_repeats=3, random_state=seed).split(y, y))
     return list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(y, y))
+
+
+def first_draw(folds: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The folds up to the first whose test parts together cover every item once (one draw of a repeated k-fold)."""
+    seen: set[int] = set()
+    n = len({int(i) for _, te in folds for i in te})
+    for j, (_, te) in enumerate(folds):
+        seen.update(int(i) for i in te)
+        if len(seen) == n:
+            return folds[: j + 1]
+    return folds
 
 
 def _shortlist(
@@ -225,6 +242,8 @@ def _score(
     finetune_options: dict[str, Any],
 ) -> None:
     fold_fit = _fold_fitter(cand, train, common, finetune_options)
+    if cand.kind in COSTLY:  # one draw of the folds, not its repeats: each fold trains a network
+        folds = first_draw(folds)
     for i, (tr, te) in enumerate(folds):
         t0 = time.perf_counter()
         accuracy = fold_fit(tr, te)
