@@ -80,7 +80,7 @@ def _emit(fmt: Format, payload: Any) -> None:
 
 def _metrics_table(report: dict[str, Any]) -> Table:
     table = Table(title=report["title"])
-    for col in ("task", "accuracy", "macro-F1", "n test", "baseline", "baseline acc."):
+    for col in ("task", "accuracy", "macro-F1", "n scored", "baseline", "baseline acc."):
         table.add_column(col, justify="right" if col not in ("task", "baseline") else "left")
     for task, m in report["tasks"].items():
         b = m.get("baseline", {})
