@@ -147,7 +147,7 @@ def fit_auto(
     winner = choose(scored, default=_default_candidate(pool))
     top = max(scored, key=lambda c: float(np.mean(c.fold_accuracy)))
     if top is not winner and float(np.mean(top.fold_accuracy)) > float(np.mean(winner.fold_accuracy)):
-        top.note = "best mean, but not clearly better than the default (see headstart.heads.tuning.clearly_better)"
+        top.note = "best mean, not clearly better than the default recipe"
     model = _final_model(winner, ds, part, common, baseline, test_source, finetune_options or {})
     rows = [c.row(c is winner) for c in pool]
     model.report["leaderboard"] = rows
