@@ -96,7 +96,7 @@ def _pixels(item: Any, side: int, mode: str) -> np.ndarray:
 
 
 def _log_mel(item: Any) -> np.ndarray:
-    from headstart.evaluation.baselines import log_mel_features
+    from headstart.data.audio import log_mel_features
 
     return log_mel_features([item])[0]
 

@@ -206,3 +206,20 @@ def log_mel(wave: np.ndarray, sample_rate: int, n_mels: int = 40, n_fft: int = 4
     idx = np.arange(n_fft)[None, :] + hop * np.arange(frames)[:, None]
     spec = np.abs(np.fft.rfft(wave[idx] * np.hanning(n_fft + 1)[:-1], axis=1)) ** 2
     return np.log(mel_filterbank(sample_rate, n_fft, n_mels) @ spec.T + 1e-6).astype(np.float32)
+
+
+def log_mel_features(items: list[Any], sample_rate: int = 16_000, window_s: float = 1.0) -> np.ndarray:
+    """Clips as flat log-mel patches: silence trimmed, a 1 s window, 40 mel bands x 20 time blocks (800 values).
+
+    The baseline keeps its original framing (trimmed, fixed 1 s window) on purpose, unlike the audio backbones'
+    defaults (whole clip in a 2 s window, no trimming): on spoken digits with held-out voices, no trimming or a 1.5 s
+    window changed its accuracy by at most 0.03 clean and it collapses under white noise either way (0.05-0.08 at
+    10 dB SNR, test noise only), because raw log energies in quiet bands are what the noise replaces. It is the
+    honest "no pretrained model" reference for clean data, not a noise-robust method."""
+    rows = []
+    for item in items:
+        wave = fit_window(trim_silence(load_audio(item, sample_rate), sample_rate), int(window_s * sample_rate))
+        spec = log_mel(wave, sample_rate)
+        blocks = np.array_split(spec, 20, axis=1)
+        rows.append(np.stack([b.mean(axis=1) for b in blocks], axis=1).reshape(-1))
+    return np.stack(rows).astype(np.float32)
