@@ -86,6 +86,8 @@ def fit_probe(
     title = f"fit: {ds.source} with {bb.spec}" + (f" ({adapt})" if adapt else "")
     model.report = build_report(model, ds, head, metrics, timing, title=title)
     model.report.update(part.describe(ds.source, test_source))
+    if adapt and part.test is None:  # the folds' heads were scored on an encoder tuned with every fold's labels
+        model.report["accuracy_from"] += "; the encoder was tuned on all of them, so this estimate is optimistic"
     model.report["strategy"] = adapt or "probe"
     if adapted:
         model.report["adapt"] = adapted
