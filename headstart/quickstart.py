@@ -71,7 +71,8 @@ def quickstart(
         say(
             f"fitting with {label} labels per class: the probe, then auto (candidates compared by cross-validation) ..."
         )
-        common = {"backbone": backbone, "labels_per_class": budget, "seed": seed, "progress": progress}
+        # refit=False: the saved model is the one scored, so the "unseen" examples below really are unseen by it
+        common = {"backbone": backbone, "labels_per_class": budget, "seed": seed, "progress": progress, "refit": False}
         model = api.fit(ds, **common)
         auto = api.fit(
             ds, strategy="auto", baseline=False, **common, out=out / "model" if budget == budget_list[-1] else None
