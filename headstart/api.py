@@ -170,6 +170,8 @@ def fit(
             ds,
             part=part,
             refit=refit,
+            labels_per_class=labels_per_class,  # recorded in the run's config (the partition already applied it)
+            test_size=test_size,
             backbone=specs[0],
             head=head,
             strategy=strategy,
