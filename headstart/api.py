@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from headstart.backbones.registry import DEFAULT_BACKBONES, default_backbone
+from headstart.backbones.registry import DEFAULT_BACKBONES, check_modality, default_backbone
 from headstart.data import Dataset, load_data
 from headstart.evaluation.runs import build_report as _report
 from headstart.evaluation.runs import evaluate_model as _evaluate
@@ -72,7 +72,7 @@ def embed(
 
     ds = load_dataset(data, text_column=text_column, strict=strict)
     bb = create_backbone(backbone or default_backbone(ds.modality))
-    _check_modality(bb.modality, ds, bb.spec)
+    check_modality(bb, ds)
     return extract_features(bb, ds, batch_size=batch_size, cache=cache, progress=progress, out=out)
 
 
@@ -303,10 +303,3 @@ def diagnose(
     ds = load_dataset(data, text_column=text_column, label_columns=label_columns, strict=strict)
     other = None if target is None else load_dataset(target, modality=ds.modality, text_column=text_column)
     return run(ds, target=other, backbone=backbone or default_backbone(ds.modality), out=out, **options)
-
-
-def _check_modality(modality: str, ds: Dataset, spec: str) -> None:
-    from headstart.errors import DataError
-
-    if modality != ds.modality:
-        raise DataError(f"{ds.source} holds {ds.modality} data but backbone {spec} encodes {modality}")

@@ -274,11 +274,12 @@ def _fold_fitter(
         return fit_baseline
     if cand.kind == "probe":
         from headstart.backbones import create_backbone
+        from headstart.backbones.registry import check_modality
         from headstart.features import extract_features
-        from headstart.probe import check_modality, fit_heads
+        from headstart.probe import fit_heads
 
         bb = create_backbone(cand.spec)
-        check_modality(bb.modality, train, bb.spec)
+        check_modality(bb, train)
         x = extract_features(bb, train, batch_size=common["batch_size"], progress=common["progress"])
         params = {"class_weight": common["class_weight"], "random_state": seed, **cand.head_params}
         # the head's own settings are chosen once, on the whole training part, then held fixed in every fold: five

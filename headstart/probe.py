@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from headstart.backbones.registry import check_modality
 from headstart.data import Dataset
 from headstart.errors import DataError
 from headstart.evaluation.runs import build_report, evaluate_model, summary
@@ -42,7 +43,7 @@ def fit_probe(
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
     bb = create_backbone(backbone)
-    check_modality(bb.modality, ds, bb.spec)
+    check_modality(bb, ds)
     adapted: dict[str, Any] = {}
     if adapt:
         adapted = _adapt(bb, part.train, adapt, seed, progress, adapt_options or {})
@@ -183,11 +184,6 @@ def data_info(ds: Dataset, part: Partition, seed: int) -> dict[str, Any]:
         "seed": seed,
         "skipped": len(ds.issues),
     }
-
-
-def check_modality(modality: str, ds: Dataset, spec: str) -> None:
-    if modality != ds.modality:
-        raise DataError(f"{ds.source} holds {ds.modality} data but backbone {spec} encodes {modality}")
 
 
 TFIDF_HEAD = {"C": 10.0, "scaling": "none"}  # the text baseline's logistic regression (evaluation/baselines.py)

@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 from headstart.backbones.base import Backbone, BackboneSpec, ImageBackbone
-from headstart.errors import BackboneError
+from headstart.errors import BackboneError, DataError
 
 SOURCES: dict[str, tuple[str, str]] = {
     "timm": (
@@ -78,3 +78,11 @@ def list_backbones() -> list[dict[str, Any]]:
 def offline() -> bool:
     """True when headstart must not try the network (HEADSTART_OFFLINE=1 or HF_HUB_OFFLINE=1)."""
     return any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("HEADSTART_OFFLINE", "HF_HUB_OFFLINE"))
+
+
+def check_modality(backbone: Backbone, ds: Any) -> None:
+    """One clear error when a dataset's modality is not the one the backbone encodes."""
+    if backbone.modality != ds.modality:
+        raise DataError(
+            f"{ds.source} holds {ds.modality} data but backbone {backbone.spec} encodes {backbone.modality}"
+        )

@@ -54,6 +54,7 @@ def finetune(
     (the held-out split, the validation part), the saved model is trained again from the pretrained weights on
     every labelled item, for as many epochs as validation chose (the best epoch), with no validation part."""
     from headstart.backbones import create_backbone
+    from headstart.backbones.registry import check_modality
     from headstart.finetune.data import Tasks, carve_validation
     from headstart.finetune.loop import make_fabric, train
     from headstart.finetune.outputs import write_config
@@ -95,8 +96,7 @@ def finetune(
     train_ds, test = part.train, part.test
     fit_ds, val_ds = carve_validation(train_ds, config.loop.val_size, seed)
     bb = create_backbone(backbone or _default_backbone(ds.modality))
-    if bb.modality != ds.modality:
-        raise DataError(f"{ds.source} holds {ds.modality} data but backbone {bb.spec} encodes {bb.modality}")
+    check_modality(bb, ds)
     tasks = Tasks.from_dataset(fit_ds)
     folder = Path(out) if out is not None else None
     timing["load"] = time.perf_counter() - t0

@@ -243,10 +243,12 @@ def diagnose(
 
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
+    from headstart.backbones.registry import check_modality
+
     bb = create_backbone(backbone)
     for ds in (data, target):
-        if ds is not None and ds.modality != bb.modality:
-            raise DataError(f"{ds.source} holds {ds.modality} data but backbone {bb.spec} encodes {bb.modality}")
+        if ds is not None:
+            check_modality(bb, ds)
     features = extract_features(bb, data, batch_size=batch_size, cache=cache, progress=progress)
     target_features = None
     if target is not None:
