@@ -13,10 +13,10 @@ __version__ = "0.1.0"
 # public name -> module that defines it; each module is imported on first use
 _EXPORTS = {
     **dict.fromkeys(
-        ("fit", "predict", "evaluate", "embed", "load", "backbones", "load_dataset", "default_backbone"),
+        ("fit", "predict", "evaluate", "embed", "load", "list_backbones", "load_dataset", "default_backbone"),
         "headstart.api",
     ),
-    "quickstart": "headstart.quickstart",
+    "quickstart": "headstart.demo",
     "pretrain": "headstart.pretrain.run",
     **dict.fromkeys(("rank", "diagnose"), "headstart.api"),
 }

@@ -23,12 +23,12 @@ from headstart.model import TransferModel, as_dataset
 
 __all__ = [
     "DEFAULT_BACKBONES",
-    "backbones",
     "default_backbone",
     "diagnose",
     "embed",
     "evaluate",
     "fit",
+    "list_backbones",
     "load",
     "load_dataset",
     "predict",
@@ -257,7 +257,7 @@ def load(path: str | Path) -> TransferModel:
     return load_bundle(path)
 
 
-def backbones() -> list[dict[str, Any]]:
+def list_backbones() -> list[dict[str, Any]]:
     """Every registered backbone, and whether it loads offline right now."""
     from headstart.backbones import list_backbones
 

@@ -393,7 +393,7 @@ def backbones(fmt: Format = FORMAT) -> None:
     """List registered backbones and whether each can be used offline right now."""
     from headstart import api
 
-    rows = api.backbones()
+    rows = api.list_backbones()
     if fmt == Format.json:
         return _emit(fmt, rows)
     table = Table(title="backbones")
@@ -417,7 +417,7 @@ def quickstart(
     fmt: Format = FORMAT,
 ) -> None:
     """Run the whole recipe on an embedded default: pretrained features vs a baseline at a few label budgets."""
-    from headstart.quickstart import quickstart as run
+    from headstart.demo import quickstart as run
 
     result = run(
         modality.value,

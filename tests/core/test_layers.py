@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "headstart"
-TOP = {"headstart.api", "headstart.cli", "headstart.quickstart"}
+TOP = {"headstart.api", "headstart.cli", "headstart.demo"}
 
 
 def _imports(path: Path) -> set[str]:
