@@ -252,9 +252,9 @@ def predict(model: TransferModel | str | Path, inputs: Any, *, top_k: int = 1) -
 
 def load(path: str | Path) -> TransferModel:
     """A model saved by `fit(..., out=...)` or `model.save(...)`."""
-    from headstart.bundle import load_bundle
+    from headstart.model import load_model
 
-    return load_bundle(path)
+    return load_model(path)
 
 
 def list_backbones() -> list[dict[str, Any]]:

@@ -1,28 +1,29 @@
-"""The saved-model format: a folder with `headstart.json` (a manifest anyone can read) and `heads.safetensors`.
+"""The folder format that headstart saves, alone: a manifest anyone can read (`headstart.json`) plus safetensors.
 
-No pickle anywhere: the manifest holds the backbone spec, preprocessing, label names, head settings, metrics,
-data fingerprint and library versions; tensors live in safetensors. The folder is written beside its final place
-and renamed into it, so a crash never leaves a half-written model.
+Two kinds of folder share it: a model bundle (heads, and the backbone's weights when they were trained) and a
+backbone saved by pretraining. No pickle anywhere: the manifest holds the backbone spec, preprocessing, label names,
+head settings, metrics, data fingerprint and library versions; tensors live in safetensors. A folder is written
+beside its final place and renamed into it, so a crash never leaves a half-written one. This module knows nothing
+of models or heads (`headstart.model` builds those from what it reads), so every layer can share it.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from headstart.errors import BundleError
-from headstart.heads import HEADS
-from headstart.model import TransferModel
 
 FORMAT = "headstart-bundle"
 FORMAT_VERSION = 1
+BACKBONE_FORMAT = "headstart-backbone"  # a pretrained backbone folder (no heads)
 MANIFEST = "headstart.json"
 HEAD_WEIGHTS = "heads.safetensors"
-BACKBONE_WEIGHTS = "backbone.safetensors"  # only when the backbone itself was trained (fine-tuning)
-
+BACKBONE_WEIGHTS = "backbone.safetensors"  # only when the backbone itself was trained (fine-tuning, pretraining)
+OWN_FILES = (MANIFEST, HEAD_WEIGHTS, BACKBONE_WEIGHTS)
 
 LIBRARIES = (
     "headstart",
@@ -50,54 +51,68 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def save_bundle(model: TransferModel, path: str | Path, *, extra_files: dict[str, Path] | None = None) -> Path:
-    from safetensors.torch import save_file
+def write_folder(
+    path: str | Path,
+    manifest: dict[str, Any],
+    *,
+    tensors: dict[str, Any] | None = None,
+    backbone_module: Any = None,
+    extra_files: dict[str, Path] | None = None,
+    more: Callable[[Path], None] | None = None,
+) -> Path:
+    """Write (or rewrite) the folder atomically: files already there that are not the format's own (reports, plots,
+    a checkpoint/ folder) are carried over; `tensors` go to heads.safetensors, `backbone_module`'s weights to
+    backbone.safetensors; `more(tmp)` may add files before the rename."""
+    from safetensors.torch import save_file, save_model
 
     from headstart.paths import atomic_dir
 
     path = Path(path)
-    tensors = {}
-    tasks = {}
-    for task, head in model.heads.items():
-        for name, tensor in head.state_tensors().items():
-            tensors[f"{task}/{name}"] = tensor
-        tasks[task] = {"head": head.kind, "params": head.fitted_params(), "classes": [str(c) for c in head.classes_]}
-        if getattr(head, "chosen_", None):
-            tasks[task]["chosen"] = head.chosen_
-    manifest = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "backbone": _backbone_section(model),
-        "tasks": tasks,
-        "metrics": model.metrics,
-        "data": model.data_info,
-        "versions": library_versions(),
-    }
     path.parent.mkdir(parents=True, exist_ok=True)
     keep = {p.name: p for p in path.iterdir()} if path.is_dir() else {}
     with atomic_dir(path) as tmp:
-        for name, src in keep.items():  # a run folder also holds reports and plots: carry them over
-            if name not in (MANIFEST, HEAD_WEIGHTS, BACKBONE_WEIGHTS) and src.is_file():
+        for name, src in keep.items():
+            if name not in OWN_FILES and src.is_file():
                 (tmp / name).write_bytes(src.read_bytes())
-            elif src.is_dir() and not name.startswith("."):  # e.g. a fine-tuning run's checkpoint/ folder
+            elif src.is_dir() and not name.startswith("."):
                 shutil.copytree(src, tmp / name)
         for name, src in (extra_files or {}).items():
             (tmp / name).write_bytes(Path(src).read_bytes())
-        save_file(tensors, str(tmp / HEAD_WEIGHTS))
-        if model.tuned_backbone:
-            from safetensors.torch import save_model
-
-            save_model(model.backbone.module, str(tmp / BACKBONE_WEIGHTS))
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=_jsonable))
+        if tensors is not None:
+            save_file(tensors, str(tmp / HEAD_WEIGHTS))
+        if backbone_module is not None:
+            save_model(backbone_module, str(tmp / BACKBONE_WEIGHTS))
+        if more is not None:
+            more(tmp)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=jsonable))
     return path
 
 
-def load_bundle(path: str | Path) -> TransferModel:
+def read_manifest(path: str | Path, *, error: type[Exception] = BundleError) -> dict[str, Any]:
+    """The folder's manifest; `error` (a HeadstartError) names the folder and what is wrong."""
+    path = Path(path)
+    if not path.is_dir():
+        raise error(f"{path}: no such folder")
+    file = path / MANIFEST
+    if not file.is_file():
+        raise error(f"{path}: not a headstart folder (no {MANIFEST})")
+    try:
+        manifest = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise error(f"{file}: not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise error(f"{file}: not a headstart manifest (a JSON object is expected)")
+    return manifest
+
+
+def read_bundle(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A model bundle's manifest and head tensors, checked to be a bundle whose weights file reads."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     path = Path(path)
+    if not path.exists():
+        raise BundleError(f"{path}: no such model folder")
     manifest = read_manifest(path)
     if manifest.get("format") != FORMAT:
         raise BundleError(f"{path / MANIFEST}: not a headstart model bundle (format {manifest.get('format')!r})")
@@ -107,53 +122,11 @@ def load_bundle(path: str | Path) -> TransferModel:
         raise BundleError(f"{path}: {HEAD_WEIGHTS} is missing") from None
     except (SafetensorError, OSError) as exc:
         raise BundleError(f"{path / HEAD_WEIGHTS}: unreadable ({exc})") from None
-    heads = {}
-    for task, entry in manifest["tasks"].items():
-        kind = entry.get("head")
-        if kind not in HEADS:
-            raise BundleError(f"{path / MANIFEST}: task {task!r} has unknown head {kind!r}")
-        state = {k.split("/", 1)[1]: v for k, v in tensors.items() if k.split("/", 1)[0] == task}
-        try:
-            heads[task] = HEADS[kind].from_state(entry.get("params", {}), entry["classes"], state)
-        except (KeyError, RuntimeError, TypeError) as exc:
-            raise BundleError(f"{path}: weights of task {task!r} do not match its manifest ({exc})") from None
-    backbone = dict(manifest["backbone"])
-    spec = backbone.pop("spec")
-    tuned = bool(backbone.get("weights"))
-    if tuned:  # fine-tuned weights live in this folder: `local:` builds the architecture and loads them
-        backbone["architecture"] = spec
-        spec = f"local:{path.resolve()}"
-    return TransferModel(
-        backbone_spec=spec,
-        backbone_info=backbone,
-        heads=heads,
-        metrics=manifest.get("metrics", {}),
-        data_info=manifest.get("data", {}),
-        tuned_backbone=tuned,
-    )
+    return manifest, tensors
 
 
-def _backbone_section(model: TransferModel) -> dict[str, Any]:
-    """The manifest's backbone section: `spec` names the architecture; `weights` the tuned weights file, if any."""
-    info = {k: v for k, v in model.backbone_info.items() if k != "architecture"}
-    if not model.tuned_backbone:
-        return {**info, "spec": model.backbone_spec, "weights": None}
-    return {**info, "spec": model.backbone_info.get("architecture", model.backbone_spec), "weights": BACKBONE_WEIGHTS}
-
-
-def read_manifest(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        raise BundleError(f"{path}: no such model folder")
-    file = path / MANIFEST
-    if not file.is_file():
-        raise BundleError(f"{path}: not a headstart model folder (no {MANIFEST})")
-    try:
-        return json.loads(file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BundleError(f"{file}: not valid JSON ({exc})") from None
-
-
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """`json.dumps(default=...)` for numpy scalars and arrays, tuples, sets and paths."""
     import numpy as np
 
     if isinstance(value, np.generic):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,10 +67,76 @@ class TransferModel:
         x = self.embed(inputs) if features is None else features
         return [str(c) for c in head.predict(x)]
 
-    def save(self, path: str | Path) -> Path:
-        from headstart.bundle import save_bundle
+    def save(self, path: str | Path, *, extra_files: dict[str, Path] | None = None) -> Path:
+        """The model as a bundle folder (see `headstart.bundle`), written atomically."""
+        from headstart import bundle
 
-        return save_bundle(self, path)
+        tensors, tasks = {}, {}
+        for task, head in self.heads.items():
+            for name, tensor in head.state_tensors().items():
+                tensors[f"{task}/{name}"] = tensor
+            classes = [str(c) for c in head.classes_]
+            tasks[task] = {"head": head.kind, "params": head.fitted_params(), "classes": classes}
+            if getattr(head, "chosen_", None):
+                tasks[task]["chosen"] = head.chosen_
+        manifest = {
+            "format": bundle.FORMAT,
+            "format_version": bundle.FORMAT_VERSION,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "backbone": self._backbone_section(),
+            "tasks": tasks,
+            "metrics": self.metrics,
+            "data": self.data_info,
+            "versions": bundle.library_versions(),
+        }
+        module = self.backbone.module if self.tuned_backbone else None
+        return bundle.write_folder(path, manifest, tensors=tensors, backbone_module=module, extra_files=extra_files)
+
+    def _backbone_section(self) -> dict[str, Any]:
+        """The manifest's backbone section: `spec` names the architecture; `weights` the tuned weights file, if any."""
+        from headstart.bundle import BACKBONE_WEIGHTS
+
+        info = {k: v for k, v in self.backbone_info.items() if k != "architecture"}
+        if not self.tuned_backbone:
+            return {**info, "spec": self.backbone_spec, "weights": None}
+        return {**info, "spec": self.backbone_info.get("architecture", self.backbone_spec), "weights": BACKBONE_WEIGHTS}
+
+
+def load_model(path: str | Path) -> TransferModel:
+    """A model saved by `TransferModel.save` (or `headstart fit --out`): heads rebuilt from the manifest and
+    safetensors; a fine-tuned backbone is loaded through `local:` from the same folder, on first use."""
+    from headstart.bundle import MANIFEST, read_bundle
+    from headstart.errors import BundleError
+    from headstart.heads import HEADS
+
+    path = Path(path)
+    manifest, tensors = read_bundle(path)
+    heads = {}
+    for task, entry in manifest.get("tasks", {}).items():
+        kind = entry.get("head")
+        if kind not in HEADS:
+            raise BundleError(f"{path / MANIFEST}: task {task!r} has unknown head {kind!r}")
+        state = {k.split("/", 1)[1]: v for k, v in tensors.items() if k.split("/", 1)[0] == task}
+        try:
+            heads[task] = HEADS[kind].from_state(entry.get("params", {}), entry["classes"], state)
+        except (KeyError, RuntimeError, TypeError) as exc:
+            raise BundleError(f"{path}: weights of task {task!r} do not match its manifest ({exc})") from None
+    backbone = dict(manifest.get("backbone") or {})
+    if "spec" not in backbone:
+        raise BundleError(f"{path / MANIFEST}: no 'backbone' section with a 'spec' field")
+    spec = backbone.pop("spec")
+    tuned = bool(backbone.get("weights"))
+    if tuned:  # fine-tuned weights live in this folder: `local:` builds the architecture and loads them
+        backbone["architecture"] = spec
+        spec = f"local:{path.resolve()}"
+    return TransferModel(
+        backbone_spec=spec,
+        backbone_info=backbone,
+        heads=heads,
+        metrics=manifest.get("metrics", {}),
+        data_info=manifest.get("data", {}),
+        tuned_backbone=tuned,
+    )
 
 
 def as_dataset(inputs: Any, modality: str) -> Any:

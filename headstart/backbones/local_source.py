@@ -6,15 +6,12 @@ weights changed, a `backbone.safetensors` file holding them. Loading never unpic
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from headstart.backbones.base import Backbone, BackboneSpec, ImageBackbone, ImagePreprocessing, file_weights_id
+from headstart.bundle import MANIFEST
 from headstart.errors import BackboneError
-
-MANIFEST = "headstart.json"
-WEIGHTS = "backbone.safetensors"
 
 
 def load(spec: BackboneSpec) -> Backbone:
@@ -66,15 +63,9 @@ def restore_preprocessing(backbone: Backbone, saved: Any) -> None:
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
-    path = folder / MANIFEST
-    if not folder.is_dir():
-        raise BackboneError(f"{folder}: no such folder")
-    if not path.is_file():
-        raise BackboneError(f"{folder}: not a headstart folder (no {MANIFEST})")
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BackboneError(f"{path}: not valid JSON ({exc})") from None
+    from headstart import bundle
+
+    return bundle.read_manifest(folder, error=BackboneError)
 
 
 def backbone_section(backbone: Backbone, *, architecture: str, weights_file: str | None) -> dict[str, Any]:
