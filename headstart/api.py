@@ -7,19 +7,17 @@ model.predict(["Shares fell sharply on Monday"])
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from headstart.backbones.registry import DEFAULT_BACKBONES, check_modality, default_backbone
-from headstart.data import Dataset, load_data
-from headstart.evaluation.runs import build_report as _report
-from headstart.evaluation.runs import evaluate_model as _evaluate
-from headstart.evaluation.runs import save_run
-from headstart.evaluation.runs import write_outputs as _write_outputs
 from headstart.model import TransferModel, as_dataset
+from headstart.runs import build_report as _report
+from headstart.runs import evaluate_model as _evaluate
+from headstart.runs import load_dataset, save_run
+from headstart.runs import write_outputs as _write_outputs
 
 __all__ = [
     "DEFAULT_BACKBONES",
@@ -35,24 +33,6 @@ __all__ = [
     "rank",
     "save_run",
 ]
-
-
-def load_dataset(
-    data: Any,
-    *,
-    modality: str | None = None,
-    text_column: str | None = None,
-    label_columns: list[str] | None = None,
-    strict: bool = False,
-) -> Dataset:
-    """A Dataset from a source string (`samples:NAME`, a folder, a table), in-memory items, or pass one through."""
-    if isinstance(data, Dataset):
-        return data
-    if not isinstance(data, (str, Path)):
-        from headstart.data import from_arrays
-
-        return from_arrays(data, modality=modality)
-    return load_data(data, modality=modality, text_column=text_column, label_columns=label_columns, strict=strict)
 
 
 def embed(
@@ -112,20 +92,21 @@ def fit(
     when `backbone` is a list; see `headstart.autofit`), or a fine-tuning strategy (finetune, gradual, layer-decay,
     lora) that trains the backbone too: see `headstart.finetune.finetune` for `finetune_options` (epochs, lr, ...).
     """
-    from headstart.runs import partition
+    from headstart.runs import open_run
 
-    t0 = time.perf_counter()
-    ds = load_dataset(data, text_column=text_column, label_columns=label_columns, strict=strict)
-    test_ds = None
-    if test is not None:
-        test_ds = load_dataset(
-            test, modality=ds.modality, text_column=text_column, label_columns=label_columns, strict=strict
-        )
-    part = partition(ds, test=test_ds, test_size=test_size, seed=seed, labels_per_class=labels_per_class, refit=refit)
-    load_s = time.perf_counter() - t0
-    specs = [backbone] if isinstance(backbone, str) or backbone is None else list(backbone)
-    specs = [s or default_backbone(ds.modality) for s in specs]
-    test_source = test_ds.source if test_ds is not None else None
+    run = open_run(
+        data,
+        backbone=backbone,
+        test=test,
+        test_size=test_size,
+        seed=seed,
+        labels_per_class=labels_per_class,
+        refit=refit,
+        text_column=text_column,
+        label_columns=label_columns,
+        strict=strict,
+    )
+    ds, part, specs, test_source = run.data, run.part, run.backbones, run.test_source
     common = {"seed": seed, "batch_size": batch_size, "baseline": baseline, "progress": progress}
     if strategy == "auto":
         from headstart.autofit import fit_auto
@@ -182,7 +163,7 @@ def fit(
             **(head_params or {}),
             **finetune_options,
         )
-    model.report.setdefault("timing_s", {})["load"] = load_s
+    model.report.setdefault("timing_s", {})["load"] = run.load_s
     if out is not None:
         if "leaderboard" in model.report:
             from headstart.autofit import leaderboard_png

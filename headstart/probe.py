@@ -14,9 +14,8 @@ import numpy as np
 from headstart.backbones.registry import check_modality
 from headstart.data import Dataset
 from headstart.errors import DataError
-from headstart.evaluation.runs import build_report, evaluate_model, summary
 from headstart.model import TransferModel
-from headstart.runs import Partition, concat, cv_predictions
+from headstart.runs import Partition, build_report, concat, cv_predictions, data_info, evaluate_model, summary
 
 
 def fit_probe(
@@ -167,23 +166,6 @@ def _adapt(bb: Any, train: Dataset, how: str, seed: int, progress: bool, options
 
     # 4 pairs per item: 20 (the paper's) measured no better on BBC News and tweets, at 5x the time (setfit.json)
     return contrastive_tune(bb, train, seed=seed, progress=progress, **{"pairs_per_item": 4, **options})
-
-
-def data_info(ds: Dataset, part: Partition, seed: int) -> dict[str, Any]:
-    return {
-        "source": ds.source,
-        "fingerprint": ds.fingerprint(),
-        "modality": ds.modality,
-        "n_items": len(ds),
-        "n_train": len(part.final),
-        "n_scored_train": len(part.train),
-        "n_test": len(part.test) if part.test is not None else 0,
-        "estimate": part.estimate,
-        "test_size": part.test_size,
-        "labels_per_class": part.labels_per_class,
-        "seed": seed,
-        "skipped": len(ds.issues),
-    }
 
 
 TFIDF_HEAD = {"C": 10.0, "scaling": "none"}  # the text baseline's logistic regression (evaluation/baselines.py)

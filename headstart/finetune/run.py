@@ -167,7 +167,7 @@ def finetune(
     )
     model.report["finetune"]["refit_epochs"] = refit_epochs
     if folder is not None:
-        from headstart.evaluation import runs
+        from headstart import runs
 
         runs.save_run(model, folder, metrics)
     return model
@@ -216,7 +216,8 @@ def _evaluate(
     batch_size: int,
     progress: bool,
 ) -> dict[str, Any]:
-    from headstart.evaluation import classification_metrics, runs
+    from headstart import runs
+    from headstart.evaluation import classification_metrics
     from headstart.evaluation.baselines import baseline_name, baseline_predict
     from headstart.features import extract_features
 
@@ -239,7 +240,7 @@ def _finish(
     config: FinetuneConfig,
     folder: Path | None,
 ) -> None:
-    from headstart.evaluation import runs
+    from headstart import runs
     from headstart.finetune.outputs import CURVE_FILE, METRICS_FILE, TENSORBOARD_DIR, learning_curve_png
 
     s = config.strategy.strategy
