@@ -186,16 +186,6 @@ class ConcatBackbone(Backbone):
         return {**super().describe(), "parts": [p.describe() for p in self.parts]}
 
 
-def load_concat(spec: str) -> Backbone:
-    """`concat:A + B + ...`"""
-    from headstart.backbones.registry import create_backbone
-
-    names = [s.strip() for s in spec.split(":", 1)[1].split(" + ") if s.strip()]
-    if len(names) < 2:
-        raise BackboneError(f"{spec!r}: a concat: spec joins two or more backbones, e.g. 'concat:A + B'")
-    return ConcatBackbone("concat:" + " + ".join(names), [create_backbone(n) for n in names])
-
-
 def available() -> list[dict[str, Any]]:
     note = "hand-made features (the baselines' own), as a backbone"
     return [

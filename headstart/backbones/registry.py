@@ -41,12 +41,20 @@ def default_backbone(modality: str) -> str:
     return DEFAULT_BACKBONES[modality]
 
 
+def _concat(spec: str) -> Backbone:
+    """`concat:A + B + ...`: the parts' features side by side."""
+    from headstart.backbones.featurizers import ConcatBackbone
+
+    names = [s.strip() for s in spec.split(":", 1)[1].split(" + ") if s.strip()]
+    if len(names) < 2:
+        raise BackboneError(f"{spec!r}: a concat: spec joins two or more backbones, e.g. 'concat:A + B'")
+    return ConcatBackbone("concat:" + " + ".join(names), [create_backbone(n) for n in names])
+
+
 def create_backbone(spec: str) -> Backbone:
     """Build the backbone a spec names, e.g. `timm:resnet18`, `st:all-MiniLM-L6-v2`, `local:runs/digits`."""
     if spec.startswith("concat:"):  # `concat:A + B`: the parts are specs in their own right
-        from headstart.backbones.featurizers import load_concat
-
-        return load_concat(spec)
+        return _concat(spec)
     parsed = BackboneSpec.parse(spec)
     if parsed.prefix not in SOURCES:
         known = ", ".join(f"{p}:" for p in SOURCES)

@@ -28,7 +28,7 @@ N_ITEMS = 2624
 
 def data_folder() -> Path:
     """`elpv_dataset/data` of the installed package: `labels.csv` and `images/`."""
-    from headstart.data.samples import package_folder
+    from headstart.data.packaged import package_folder
 
     folder = package_folder(PACKAGE, PIP_NAME, SOURCE) / "data"
     if not (folder / "labels.csv").is_file():

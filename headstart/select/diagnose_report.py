@@ -12,7 +12,7 @@ from headstart.data import Dataset
 from headstart.paths import atomic_file
 
 if TYPE_CHECKING:
-    from headstart.select.diagnose import Diagnosis
+    from headstart.select.diagnosis import Diagnosis
 
 MAP_NAME = "embedding-map.png"
 LISTED = 50  # items listed per finding in report.md (report.json has them all)

@@ -160,7 +160,9 @@ def test_report_files(planted) -> None:
     assert "Likely mislabelled items" in md and "Domain shift" in md and result.label_issues[0]["where"] in md
     png = (out / "embedding-map.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
-    checks = [row[0] for row in result.summary()]
+    from headstart.select.diagnose_report import summary_rows
+
+    checks = [row[0] for row in summary_rows(result)]
     assert checks == [
         "class balance",
         "exact duplicates",
