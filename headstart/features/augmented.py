@@ -2,7 +2,7 @@
 frozen features sees the nuisances (noise, level, timing) it will meet at test time, not only clean clips.
 
 Audio: each copy of a clip gets white noise at a random SNR (0-20 dB, below its active speech level), a random gain
-(+-6 dB) and a small time shift inside the backbone's window (+-0.1 s), from `headstart.finetune.audio_augment`
+(+-6 dB) and a small time shift inside the backbone's window (+-0.1 s), from `headstart.features.audio_augment`
 (`PROBE_LEVEL`, `noisy_copy`), seeded by (seed, copy, item index). Noise goes onto the whole decoded recording before
 the backbone's own preprocessing (trimming, if on, and the window), as in a noisy recording and as
 `headstart.data.audio.with_noise` does for test-time checks. The copies are waveforms, so they go through
@@ -51,7 +51,7 @@ def audio_views(backbone: Backbone, ds: Dataset, *, seed: int = 0, copies: int =
     given seed, so their content hashes, and the feature cache, match from one call to the next)."""
     from headstart.data.audio import load_audio
     from headstart.errors import DataError
-    from headstart.finetune.audio_augment import PROBE_LEVEL, noisy_copy
+    from headstart.features.audio_augment import PROBE_LEVEL, noisy_copy
 
     # the rate the backbone reads waveforms at; backbones without audio preprocessing (features:log-mel) read 16 kHz
     rate = int(getattr(getattr(backbone, "audio_preprocessing", None), "sample_rate", 16_000))

@@ -58,7 +58,7 @@ class WordDropout:
 def train_transform(backbone: Backbone, config: AugmentConfig) -> Callable[[Any, int], Any]:
     """A function `(item, item_seed) -> prepared item` for training."""
     if backbone.modality == "audio":
-        from headstart.finetune.audio_augment import audio_train_transform
+        from headstart.features.audio_augment import audio_train_transform
 
         return audio_train_transform(backbone, config.augment) or _Plain(backbone)  # type: ignore[arg-type]
     if config.augment == "none":

@@ -137,7 +137,7 @@ def _train_audio(job: PretrainJob) -> Pretrained:
     """SimCLR on clips: two independently augmented views of each clip, NT-Xent, projection head discarded."""
     from headstart.backbones.audio import AudioBackbone, spec_augment_config
     from headstart.backbones.registry import create_backbone
-    from headstart.finetune.audio_augment import LEVELS, AudioAugment
+    from headstart.features.audio_augment import LEVELS, AudioAugment
     from headstart.pretrain.common import architecture_of, with_options
 
     o = job.options
