@@ -46,14 +46,37 @@ def embed(
     text_column: str | None = None,
     strict: bool = False,
 ) -> np.ndarray:
-    """Step 1, `f_feat(x) = f_enc(x)`: features of every item, through the on-disk cache."""
+    """Step 1, `f_feat(x) = f_enc(x)`: features of every item, through the on-disk cache.
+
+    Row i belongs to the i-th usable item; items that could not be used (listed in the dataset's `issues`) have no
+    row. With `out` (a .npy file), `ids_path(out)` is written beside it: a CSV of `row,id` naming each row's item (its
+    file, or its table and row), so the features can be joined back to the user's data."""
     from headstart.backbones import create_backbone
     from headstart.features import extract_features
 
     ds = load_dataset(data, text_column=text_column, strict=strict)
     bb = create_backbone(backbone or default_backbone(ds.modality))
     check_modality(bb, ds)
-    return extract_features(bb, ds, batch_size=batch_size, cache=cache, progress=progress, out=out)
+    x = extract_features(bb, ds, batch_size=batch_size, cache=cache, progress=progress, out=out)
+    if out is not None:
+        _write_ids(ids_path(out), ds.where)
+    return x
+
+
+def ids_path(out: str | Path) -> Path:
+    """Where `embed(..., out=F.npy)` writes the item of each row: `F.ids.csv`."""
+    return Path(out).with_suffix(".ids.csv")
+
+
+def _write_ids(path: Path, where: list[str]) -> None:
+    import csv
+
+    from headstart.paths import atomic_file
+
+    with atomic_file(path, "w") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["row", "id"])
+        writer.writerows(enumerate(where))
 
 
 def fit(
@@ -90,7 +113,7 @@ def fit(
     `strategy`: "probe" (frozen features, tuned head), "setfit" (contrastive tuning of a text encoder, then the
     probe), "auto" (candidate recipes compared by cross-validation within `time_budget` seconds, several backbones
     when `backbone` is a list; see `headstart.autofit`), or a fine-tuning strategy (finetune, gradual, layer-decay,
-    lora) that trains the backbone too: see `headstart.finetune.finetune` for `finetune_options` (epochs, lr, ...).
+    lora) that trains the backbone too: see `headstart.finetuning.finetune` for `finetune_options` (epochs, lr, ...).
     """
     from headstart.runs import open_run
 
@@ -145,7 +168,7 @@ def fit(
             **common,
         )
     else:
-        from headstart.finetune import finetune
+        from headstart.finetuning import finetune
 
         return finetune(  # writes its own run folder (checkpoints, curves) as it trains
             ds,

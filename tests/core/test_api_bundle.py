@@ -153,3 +153,18 @@ def test_import_headstart_is_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_embed_names_the_item_of_every_row_so_features_join_back(tmp_path, tiny_st_dir) -> None:
+    """A table of 6 rows with one empty text: 5 feature rows, and the ids file says which table row each is."""
+    table = tmp_path / "notes.csv"
+    texts = ["the cat sat", "a dog ran", "", "birds sing at dawn", "rain again", "the sun came out"]
+    table.write_text("text\n" + "\n".join(f'"{t}"' for t in texts) + "\n")
+    out = tmp_path / "feats.npy"
+    x = hs.embed(str(table), backbone=f"st:{tiny_st_dir}", out=out, progress=False)
+    assert x.shape[0] == 5
+    ids = (tmp_path / "feats.ids.csv").read_text().splitlines()
+    assert ids[0] == "row,id" and len(ids) == 6
+    assert ids[1:] == [f"{i},notes.csv row {r}" for i, r in enumerate([1, 2, 4, 5, 6])]  # the empty row 3 has none
+    again = hs.embed(["birds sing at dawn"], backbone=f"st:{tiny_st_dir}", progress=False)
+    np.testing.assert_allclose(np.asarray(x)[2], again[0], rtol=1e-5, atol=1e-6)  # row 2 is table row 4
