@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from headstart.backbones.registry import DEFAULT_BACKBONES, check_modality, default_backbone
-from headstart.model import TransferModel, as_dataset
+from headstart.model import TransferModel
 from headstart.runs import build_report as _report
 from headstart.runs import evaluate_model as _evaluate
 from headstart.runs import load_dataset, save_run
@@ -30,6 +30,7 @@ __all__ = [
     "load",
     "load_dataset",
     "predict",
+    "predict_rows",
     "rank",
     "save_run",
 ]
@@ -236,22 +237,18 @@ def evaluate(
     return report
 
 
-def predict(model: TransferModel | str | Path, inputs: Any, *, top_k: int = 1) -> list[dict[str, Any]]:
-    """Step 3, `ŷ = f_clf(f_feat(x))`: the label and its probability for each input, per task."""
+def predict(model: TransferModel | str | Path, inputs: Any, *, task: str | None = None) -> list[str]:
+    """Step 3, `ŷ = f_clf(f_feat(x))`: the label of each input for `task` (the first by default), as
+    `model.predict` gives; `predict_rows` adds probabilities, the top labels and every task."""
     model = load(model) if not isinstance(model, TransferModel) else model
-    ds = as_dataset(inputs, model.modality)
-    x = model.embed(ds)
-    rows: list[dict[str, Any]] = [{"input": w} for w in ds.where]
-    for task in model.tasks:
-        proba = model.heads[task].predict_proba(x)
-        classes = [str(c) for c in model.heads[task].classes_]
-        for row, p in zip(rows, proba):
-            best = np.argsort(-p)[:top_k]
-            row[task] = classes[best[0]]
-            row[f"{task}_probability"] = float(p[best[0]])
-            if top_k > 1:
-                row[f"{task}_top"] = [{"label": classes[i], "probability": float(p[i])} for i in best]
-    return rows
+    return model.predict(inputs, task=task)
+
+
+def predict_rows(model: TransferModel | str | Path, inputs: Any, *, top_k: int = 1) -> list[dict[str, Any]]:
+    """One dict per input for every task: its label, probability and, with `top_k` > 1, the best `top_k` labels
+    (see `TransferModel.predict_rows`)."""
+    model = load(model) if not isinstance(model, TransferModel) else model
+    return model.predict_rows(inputs, top_k=top_k)
 
 
 def load(path: str | Path) -> TransferModel:

@@ -63,9 +63,27 @@ class TransferModel:
         return self.heads[task or self.tasks[0]].predict_proba(x)
 
     def predict(self, inputs: Any, *, task: str | None = None, features: np.ndarray | None = None) -> list[str]:
+        """The label of each input for `task` (the first task by default), as scikit-learn's `predict` gives."""
         head = self.heads[task or self.tasks[0]]
         x = self.embed(inputs) if features is None else features
         return [str(c) for c in head.predict(x)]
+
+    def predict_rows(self, inputs: Any, *, top_k: int = 1) -> list[dict[str, Any]]:
+        """One row per input for every task: `input` (its file or position), the label, its probability, and with
+        `top_k` > 1 the `top_k` best labels (`{task}_top`). What `headstart predict` prints."""
+        ds = as_dataset(inputs, self.modality)
+        x = self.embed(ds)
+        rows: list[dict[str, Any]] = [{"input": w} for w in ds.where]
+        for task in self.tasks:
+            proba = self.heads[task].predict_proba(x)
+            classes = [str(c) for c in self.heads[task].classes_]
+            for row, p in zip(rows, proba, strict=True):
+                best = np.argsort(-p)[:top_k]
+                row[task] = classes[best[0]]
+                row[f"{task}_probability"] = float(p[best[0]])
+                if top_k > 1:
+                    row[f"{task}_top"] = [{"label": classes[i], "probability": float(p[i])} for i in best]
+        return rows
 
     def save(self, path: str | Path, *, extra_files: dict[str, Path] | None = None) -> Path:
         """The model as a bundle folder (see `headstart.bundle`), written atomically."""

@@ -37,7 +37,7 @@ def test_predict_evaluate_embed(probe_dir: Path, tones_dir: Path, tmp_path: Path
     from headstart.data.audio import load_audio
 
     low = load_audio(tones_dir / "low" / "1.wav", 16000)  # a waveform at the model's rate
-    assert hs.predict(probe_dir, low)[0]["label"] == "low"
+    assert hs.predict(probe_dir, low) == ["low"]  # one waveform, one label
 
     code, text = run("evaluate", probe_dir, tones_dir, "--format", "json")
     assert code == 0 and json.loads(text)["tasks"]["label"]["n"] == 20

@@ -51,9 +51,12 @@ def test_bundle_is_json_plus_safetensors_and_round_trips(digits_model, digits_sm
 
 def test_predict_gives_label_and_probability(digits_model, digits_small) -> None:
     _, out = digits_model
-    rows = hs.predict(out, list(digits_small[0][:2]), top_k=3)
+    rows = hs.predict_rows(out, list(digits_small[0][:2]), top_k=3)
     assert rows[0]["input"] == "item #0" and rows[0]["label"] in [str(d) for d in range(10)]
     assert 0 < rows[0]["label_probability"] <= 1 and len(rows[0]["label_top"]) == 3
+    assert rows[0]["label_top"][0] == {"label": rows[0]["label"], "probability": rows[0]["label_probability"]}
+    labels = hs.predict(out, list(digits_small[0][:2]))  # the same shape as model.predict: one label per input
+    assert labels == hs.load(out).predict(list(digits_small[0][:2])) == [r["label"] for r in rows]
 
 
 def test_evaluate_on_labelled_data(digits_model, digits_small, tmp_path) -> None:
