@@ -101,7 +101,7 @@ def fit(
     progress: bool = True,
     strategy: str = "probe",
     time_budget: float | None = None,
-    **finetune_options: Any,
+    **options: Any,
 ) -> TransferModel:
     """Steps 1 and 2: features from a pretrained backbone, one head per label column, scored honestly, saved.
 
@@ -114,7 +114,7 @@ def fit(
     `strategy`: "probe" (frozen features, tuned head), "setfit" (contrastive tuning of a text encoder, then the
     probe), "auto" (candidate recipes compared by cross-validation within `time_budget` seconds, several backbones
     when `backbone` is a list; see `headstart.autofit`), or a fine-tuning strategy (finetune, gradual, layer-decay,
-    lora) that trains the backbone too: see `headstart.finetuning.finetune` for `finetune_options` (epochs, lr, ...).
+    lora) that trains the backbone too: see `headstart.finetuning.finetune` for `options` (epochs, lr, ...).
     """
     from headstart.runs import open_run
 
@@ -143,15 +143,13 @@ def fit(
             class_weight=class_weight,
             time_budget=time_budget,
             test_source=test_source,
-            finetune_options=finetune_options,
+            finetune_options=options,
             **common,
         )
     elif len(specs) > 1:
         raise TypeError("several backbones need strategy='auto', which compares them")
     elif strategy in ("probe", "setfit"):
-        unknown = sorted(
-            set(finetune_options) - ({"pairs_per_item", "epochs", "lr", "loss"} if strategy == "setfit" else set())
-        )
+        unknown = sorted(set(options) - ({"pairs_per_item", "epochs", "lr", "loss"} if strategy == "setfit" else set()))
         if unknown:
             raise TypeError(f"fit() options {', '.join(unknown)} do not apply to strategy {strategy!r}")
         from headstart.probe import fit_probe
@@ -164,7 +162,7 @@ def fit(
             head_params=head_params,
             class_weight=class_weight,
             adapt="setfit" if strategy == "setfit" else None,
-            adapt_options=finetune_options,
+            adapt_options=options,
             test_source=test_source,
             **common,
         )
@@ -185,7 +183,7 @@ def fit(
             test_source=test_source,
             **common,
             **(head_params or {}),
-            **finetune_options,
+            **options,
         )
     model.report.setdefault("timing_s", {})["load"] = run.load_s
     if out is not None:
