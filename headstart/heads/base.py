@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
 SCALINGS = ("standard", "l2", "none")
@@ -81,14 +82,11 @@ class TorchHead(ClassifierMixin, BaseEstimator):
     kind: str = ""
 
     def fit(self, X: Any, y: Any) -> TorchHead:
-        x = _as_features(X)
-        y = np.asarray(y)
-        if len(x) != len(y):
-            raise ValueError(f"{len(x)} feature rows but {len(y)} labels")
+        x, y = validate_data(self, X, y, dtype=np.float32)  # 2-D, finite, dense, as many rows as labels
+        check_classification_targets(y)  # class labels, not a continuous target
         self.classes_, y_idx = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
-            raise ValueError(f"need at least 2 classes to fit a head, got {list(self.classes_)}")
-        self.n_features_in_ = x.shape[1]
+            raise ValueError(f"need at least 2 classes to fit a head, got one class: {list(self.classes_)}")
         self.chosen_: dict[str, Any] = {}
         with one_thread():
             self._fit_scaled(x, y_idx)
@@ -123,22 +121,27 @@ class TorchHead(ClassifierMixin, BaseEstimator):
             return np.array([float(cw.get(c, 1.0)) for c in self.classes_])
         raise ValueError(f"class_weight must be None, 'balanced' or a dict, got {cw!r}")
 
-    def decision_function(self, X: Any) -> np.ndarray:
-        check_is_fitted(self, "module_")
-        x = torch.as_tensor(_as_features(X), dtype=torch.float32)
-        if x.shape[1] != self.n_features_in_:
-            raise ValueError(f"head was fitted on {self.n_features_in_} features, got {x.shape[1]}")
+    def logits(self, X: Any) -> np.ndarray:
+        """(items, classes) scores before the softmax, one column per class in `classes_`."""
+        check_is_fitted(self)
+        x = validate_data(self, X, reset=False, dtype=np.float32)  # and as many features as in `fit`
         with torch.inference_mode():
-            return self.module_(x).numpy()
+            return self.module_(torch.as_tensor(x)).numpy()
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """scikit-learn's convention: the logits, or for two classes one score per item, > 0 for `classes_[1]`."""
+        logits = self.logits(X)
+        return logits[:, 1] - logits[:, 0] if logits.shape[1] == 2 else logits
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        logits = self.decision_function(X)
+        logits = self.logits(X)
         logits = logits - logits.max(1, keepdims=True)
         p = np.exp(logits)
         return p / p.sum(1, keepdims=True)
 
     def predict(self, X: Any) -> np.ndarray:
-        return self.classes_[self.decision_function(X).argmax(1)]
+        best = self.logits(X).argmax(1)  # checks it is fitted before `classes_` is read
+        return self.classes_[best]
 
     def fitted_params(self) -> dict[str, Any]:
         """`get_params()` with each "auto" setting replaced by the value chosen in `fit` (what a bundle saves)."""
@@ -170,12 +173,3 @@ class TorchHead(ClassifierMixin, BaseEstimator):
         self, core: nn.Module, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor, generator: torch.Generator
     ) -> None:
         raise NotImplementedError
-
-
-def _as_features(X: Any) -> np.ndarray:
-    x = np.asarray(X, dtype=np.float32)
-    if x.ndim != 2:
-        raise ValueError(f"features must be a 2-D array (items x dims), got shape {x.shape}")
-    if not np.isfinite(x).all():
-        raise ValueError("features contain NaN or infinite values")
-    return x

@@ -121,6 +121,7 @@ class LinearHead(TorchHead):
     ) -> None:
         solver = self._solver(float(self.C_))
         self._fit_solver(solver, x.numpy(), y.numpy(), weights.numpy())
+        self.n_iter_ = int(np.max(solver.n_iter_))  # L-BFGS iterations of the final fit
         coef = np.zeros((len(self.classes_), x.shape[1]))
         intercept = np.zeros(len(self.classes_))
         if solver.coef_.shape[0] == 1:  # scikit-learn keeps one row for two classes: logit(1) - logit(0)

@@ -87,21 +87,3 @@ def test_speech_embedding(tones_dir: Path) -> None:
     x = extract_features(bb, load_data(tones_dir).subset([0, 10]), cache=False, progress=False)
     assert x.shape == (2, 192) and np.isfinite(x).all()
     assert not np.allclose(x[0], x[1])
-
-
-@pytest.mark.parametrize("name", ["logmel-cnn", "speech-embedding", "wav2vec2", "hubert", "whisper"])
-def test_audio_backbone_contract(name: str, tiny_audio_models: dict[str, Path]) -> None:
-    """The registry contract (as tests/backbones checks it for images and text), over every audio source."""
-    spec = f"hf:{tiny_audio_models[name]}" if name in tiny_audio_models else f"headstart:{name}"
-    bb = create_backbone(spec)
-    assert bb.modality == "audio" and bb.embed_dim > 0
-    rng = np.random.default_rng(0)
-    items = [0.1 * rng.standard_normal(n).astype(np.float32) for n in (4000, 16000, 30000)]
-    batch = bb.collate([bb.prepare(i) for i in items])
-    with torch.inference_mode():
-        a, b = bb.embed(batch).numpy(), bb.embed(batch).numpy()
-    assert a.shape == (3, bb.embed_dim) and np.isfinite(a).all()
-    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    info = bb.describe()
-    assert info["spec"] == bb.spec and info["preprocessing"]["kind"] == "audio"
-    assert bb.cache_key == create_backbone(spec).cache_key

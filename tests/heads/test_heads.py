@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from sklearn.base import clone
-from sklearn.datasets import load_digits
+from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -16,10 +16,9 @@ from headstart.heads import HEADS, LinearHead, MLPHead, make_head
 FAST = {"mlp": {"hidden": 64, "dropout": 0.5, "max_epochs": 30}}
 
 
-@pytest.fixture(scope="module")
-def digits():
-    x, y = load_digits(return_X_y=True)
-    return train_test_split(x.astype(np.float32), y.astype(str), test_size=0.3, random_state=0, stratify=y)
+@pytest.fixture
+def digits(digit_features):
+    return digit_features
 
 
 @pytest.mark.parametrize("kind", list(HEADS))
@@ -90,9 +89,31 @@ def test_bad_features_are_rejected_clearly() -> None:
         LinearHead().fit(np.array([[np.nan, 1.0], [0.0, 1.0]]), ["a", "b"])
     with pytest.raises(ValueError, match="at least 2 classes"):
         LinearHead().fit(np.ones((4, 2)), ["a"] * 4)
+    with pytest.raises(ValueError, match="one class"):
+        LinearHead().fit(np.ones((4, 2)), ["a"] * 4)
+    with pytest.raises(ValueError, match="Unknown label type: continuous"):
+        LinearHead().fit(np.eye(4), [0.1, 0.7, 0.2, 1.5])
+    with pytest.raises(NotFittedError):
+        LinearHead().predict(np.eye(4))
     head = LinearHead().fit(np.eye(4), ["a", "b", "a", "b"])
-    with pytest.raises(ValueError, match="fitted on 4 features, got 3"):
+    with pytest.raises(ValueError, match="X has 3 features, but LinearHead is expecting 4 features"):
         head.predict(np.ones((1, 3)))
+    with pytest.raises(ValueError, match="Reshape your data"):
+        head.predict(np.ones(4))
+
+
+def test_binary_decision_function_follows_scikit_learn() -> None:
+    """Two classes: one score per item, positive for `classes_[1]`, as scikit-learn's classifiers give it."""
+    rng = np.random.default_rng(0)
+    x = np.r_[rng.normal(-2, 1, (30, 3)), rng.normal(2, 1, (30, 3))]
+    y = np.array(["neg"] * 30 + ["pos"] * 30)
+    head = LinearHead(C=1.0, scaling="none").fit(x, y)
+    score = head.decision_function(x)
+    assert score.shape == (60,)
+    np.testing.assert_array_equal(np.where(score > 0, "pos", "neg"), head.predict(x))
+    ref = LogisticRegression(C=1.0, max_iter=1000).fit(x, y)
+    np.testing.assert_allclose(score, ref.decision_function(x), rtol=1e-3, atol=1e-3)
+    assert head.logits(x).shape == (60, 2)
 
 
 def test_linear_head_chooses_regularisation_and_scaling_by_cross_validation(digits) -> None:

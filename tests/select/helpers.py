@@ -1,4 +1,4 @@
-"""Small backbones and data for the selection tests: a tiny CNN with a source classifier, a noise encoder, digits."""
+"""Small backbones for the selection tests: a tiny CNN with a source classifier and a noise encoder."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from torch import nn
 
 from headstart.backbones.base import ImageBackbone, ImagePreprocessing
 from headstart.backbones.shipped import TinyCNN
+from tests.conftest import digit_images
 
 PRE = ImagePreprocessing(size=16, crop_pct=1.0, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), interpolation="bilinear")
 
@@ -50,11 +51,5 @@ def noise_encoder(dim: int = 64) -> ImageBackbone:
 
 
 def digits(n_per_class: int = 30, seed: int = 0) -> tuple[list[np.ndarray], list[str]]:
-    """scikit-learn digits as uint8 images, `n_per_class` of each class, with string labels."""
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    rng = np.random.default_rng(seed)
-    idx = np.concatenate([rng.choice(np.flatnonzero(d.target == k), n_per_class, replace=False) for k in range(10)])
-    images = np.round(d.images[idx] * (255 / 16)).astype(np.uint8)
-    return list(images), [str(t) for t in d.target[idx]]
+    """`tests.conftest.digit_images`, a random draw by default (test_commands.py imports it by this name)."""
+    return digit_images(n_per_class, seed)

@@ -22,7 +22,7 @@ from headstart.select.diagnose import (
     robust_z,
 )
 from headstart.select.shift import classifier_test, mmd_test, verdict
-from tests.select.helpers import digits
+from tests.conftest import digit_images
 
 TINY = "headstart:tiny-cnn?size=16"
 
@@ -101,7 +101,7 @@ def test_shift_tests_see_a_shift_and_no_shift_in_an_iid_split() -> None:
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory):
     """120 digits + 5% flipped labels + 8 exact copies; target: the same digits rotated by 90 degrees."""
-    images, labels = digits(12, seed=0)
+    images, labels = digit_images(12, seed=0)
     rng = np.random.default_rng(0)
     flipped = rng.choice(len(images), 6, replace=False)
     noisy = list(labels)
@@ -145,7 +145,7 @@ def test_rotated_target_is_a_shift_and_an_iid_split_is_not(planted) -> None:
     result, data, _, _, _ = planted
     assert result.shift["level"] in ("clear", "strong")
     assert result.shift["classifier"]["p_value"] < 0.05 and result.shift["mmd"]["p_value"] < 0.05
-    images, _ = digits(12, seed=0)
+    images, _ = digit_images(12, seed=0)
     first, second = from_arrays(images[::2]), from_arrays(images[1::2])
     same = diagnose(first, backbone=TINY, target=second, progress=False, permutations=200)
     assert same.shift["level"] == "none", same.shift["verdict"]
@@ -175,7 +175,7 @@ def test_report_files(planted) -> None:
 
 
 def test_unlabelled_data_and_the_api() -> None:
-    images, _ = digits(3)
+    images, _ = digit_images(3, seed=0)
     result = hs.diagnose(images + [images[0]], backbone=TINY, progress=False)
     assert result.balance is None and result.label_issues is None and result.leakage is None
     assert len(result.exact_duplicates) == 1

@@ -14,12 +14,13 @@ from headstart.errors import DataError
 from headstart.features import FeatureCache
 from headstart.features.source import extract_source_logits
 from headstart.select.ranking import DEFAULT_SCORES, rank
-from tests.select.helpers import digits, noise_encoder, with_source_classifier
+from tests.conftest import digit_images
+from tests.select.helpers import noise_encoder, with_source_classifier
 
 
 @pytest.fixture(scope="module")
 def data():
-    images, labels = digits(12)
+    images, labels = digit_images(12, seed=0)
     return from_arrays(images, labels)
 
 
