@@ -321,7 +321,7 @@ def _costly_model(
         return fit_probe(
             ds, part, backbone=cand.spec, adapt="setfit", baseline=baseline, test_source=test_source, **quiet
         )
-    from headstart.finetune import finetune
+    from headstart.finetuning import finetune
 
     options = {"epochs": 5, **finetune_options}
     return finetune(

@@ -1,8 +1,9 @@
-"""Fine-tuning: train backbone and heads together on Lightning Fabric, with the remedies for overfitting.
+"""Fine-tuning: train backbone and heads together on the training engine, with the remedies for overfitting.
 
-`finetune(data, backbone=..., strategy="gradual", epochs=3)` returns a TransferModel like `headstart.fit`;
-`lr_find(...)` sweeps the learning rate and suggests one. Settings live in `FinetuneConfig` (one dataclass per
-concern). Names load on first use, so the CLI can register its commands without importing torch.
+`loop.train(fabric, backbone, train, val, config)` returns the trained network and its history; the recipe that
+loads the data, builds the `TransferModel`, scores and saves it is `headstart.finetuning` (`finetune`, `lr_find`).
+Settings live in `FinetuneConfig` (one dataclass per concern). Names load on first use, so the CLI can register its
+commands without importing torch.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "finetune": "headstart.finetune.run",
-    "lr_find": "headstart.finetune.lr_range",
+    "train": "headstart.finetune.loop",
+    "TrainResult": "headstart.finetune.loop",
     "FinetuneConfig": "headstart.finetune.config",
     "STRATEGIES": "headstart.finetune.config",
     "option_names": "headstart.finetune.config",

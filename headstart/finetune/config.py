@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from headstart.errors import HeadstartError
+from headstart.training.settings import DistributedConfig
 
 STRATEGIES = ("finetune", "gradual", "layer-decay", "lora")
 AUGMENT_LEVELS = ("none", "light", "strong")
@@ -83,17 +84,6 @@ class AugmentConfig:
     mixup: float = 0.0  # MixUp alpha; > 0 turns it on (images, one task)
     cutmix: float = 0.0  # CutMix alpha; > 0 turns it on (images, one task)
     word_dropout: float | None = None  # None: 0.1 for light, 0.2 for strong
-
-
-@dataclass
-class DistributedConfig:
-    """Passed through to `lightning.fabric.Fabric`."""
-
-    accelerator: str = "auto"
-    devices: int | str = 1
-    num_nodes: int = 1
-    fabric_strategy: str = "auto"  # Fabric's strategy: auto, ddp, ddp_spawn, fsdp, ...
-    precision: str | None = None  # e.g. 32-true, bf16-mixed, 16-mixed; None: Fabric's default
 
 
 @dataclass

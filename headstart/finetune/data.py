@@ -1,7 +1,5 @@
-"""Data for the loop: label encoding per task, a validation carve-out, and deterministic per-epoch batches.
-
-The batch order of epoch `e` depends only on (seed, e), and each process of a distributed run takes every
-`world_size`-th item of it, so a resumed run, or one on another number of DataLoader workers, sees the same batches.
+"""Data for the loop: label encoding per task, a validation carve-out, items augmented under their own seed, and
+each epoch's batches (the engine's deterministic order, `headstart.training.batches`) cut for gradient accumulation.
 """
 
 from __future__ import annotations
@@ -15,6 +13,7 @@ import torch
 
 from headstart.backbones.base import Backbone
 from headstart.data.dataset import Dataset
+from headstart.training.batches import epoch_batches
 
 
 @dataclass
@@ -108,27 +107,6 @@ class EvalItems(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> tuple[Any, np.ndarray]:
         return self.backbone.prepare(self.items[i]), self.labels[i]
-
-
-def epoch_batches(
-    n: int, batch_size: int, *, seed: int, epoch: int, rank: int, world_size: int, shuffle: bool = True
-) -> list[list[int]]:
-    """This process's batches of item indices for one epoch.
-
-    Training (shuffle): a seeded permutation, padded to a multiple of `world_size`, every `world_size`-th index
-    for this rank, and the last short batch dropped when there is at least one full one (BatchNorm needs > 1 item).
-    Evaluation: every item exactly once over all ranks, in order.
-    """
-    if shuffle:
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 7919 + epoch)).tolist()
-        order += order[: (-n) % world_size]
-    else:
-        order = list(range(n))
-    mine = order[rank::world_size]
-    batches = [mine[i : i + batch_size] for i in range(0, len(mine), batch_size)]
-    if shuffle and len(batches) > 1 and len(batches[-1]) < batch_size:
-        batches.pop()
-    return batches
 
 
 @dataclass(frozen=True)

@@ -1,111 +1,82 @@
 """The learning-rate range test (Smith 2015, as fastai's `lr_find`): raise the LR exponentially, batch by batch,
-record the smoothed loss, stop when it explodes, and suggest the LR where the loss falls fastest."""
+record the smoothed loss, stop when it explodes, and suggest the LR where the loss falls fastest.
+
+`lr_range_test` runs on a training set it is given, with the same network, objective, stage and optimizer set-up
+as fine-tuning (`loop.setup`, `loop.enter_stage`); `headstart.finetuning.lr_find` loads and splits the data.
+"""
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from headstart.data import Dataset, load_data, split
+from headstart.backbones.base import Backbone
+from headstart.data.dataset import Dataset
 from headstart.finetune.config import FinetuneConfig
 
 
-def lr_find(
-    data: Any,
+def lr_range_test(
+    fabric: Any,
+    backbone: Backbone,
+    train: Dataset,
+    config: FinetuneConfig,
     *,
-    backbone: str | None = None,
-    head: str = "linear",
-    strategy: str = "finetune",
-    batch_size: int = 32,
     start_lr: float = 1e-7,
     end_lr: float = 10.0,
     num_it: int = 100,
-    seed: int = 0,
-    labels_per_class: int | None = None,
-    test_size: float = 0.25,
-    out: str | Path | None = None,
     progress: bool = True,
-    **options: Any,
 ) -> dict[str, Any]:
-    """Sweep the learning rate on the training split; `out` (a .png path) gets the loss-vs-LR plot.
+    """The LRs tried and their smoothed losses, `suggestion` (steepest descent) and `min_lr_over_10`. Each group's
+    rate keeps its ratio to `lr` as the first stage of the strategy sets it (the backbone below the head, ...)."""
+    from headstart.finetune.loop import enter_stage, setup
+    from headstart.finetune.strategies import plan_stages
 
-    Returns the LRs and smoothed losses tried, `suggestion` (steepest descent) and `min_lr_over_10`. Each group's
-    rate keeps its ratio to `lr` as the strategy sets it (the backbone below the head, layer decay, ...).
-    """
-    import torch
-
-    from headstart.backbones import create_backbone
-    from headstart.finetune.augment import train_transform
-    from headstart.finetune.data import EpochBatches, Tasks, TrainItems, epoch_batches, loader
-    from headstart.finetune.loop import make_fabric, place_backbone, prepare_net
-    from headstart.finetune.net import Objective, class_weights
-    from headstart.finetune.strategies import param_groups, plan_stages
-
-    config = FinetuneConfig.from_options(head=head, strategy=strategy, batch_size=batch_size, seed=seed, **options)
-    fabric = make_fabric(config)
-    ds = data if isinstance(data, Dataset) else load_data(data)
-    train, _ = split(ds, test_size=test_size, seed=seed, labels_per_class=labels_per_class)
-    if backbone is None:
-        from headstart.backbones.registry import default_backbone
-
-        backbone = default_backbone(ds.modality)
-    bb = create_backbone(backbone)
-    tasks = Tasks.from_dataset(train)
-    net, trainable = prepare_net(bb, train, tasks, config)
-    y = tasks.encode(train)
-    objective = Objective(config, tasks.names, class_weights(y, [len(c) for c in tasks.classes.values()], None))
-    stage = plan_stages(config)[0]
-    net.train_backbone = stage.train_backbone
-    for name, p in net.encoder.named_parameters():
-        p.requires_grad_(stage.train_backbone and name in trainable)
-    place_backbone(bb, fabric)
-    optimizer = torch.optim.AdamW(param_groups(net, net.encoder, trainable, stage, config))
-    model, optimizer = fabric.setup_module(net), fabric.setup_optimizers(optimizer)
-    items = TrainItems(train.items, y, train_transform(bb, config.augment), seed)
-    batches = EpochBatches()
-    batch_loader = loader(items, batches, bb, 0)
-
-    lrs, losses, smooth, best = [], [], 0.0, math.inf
+    run = setup(fabric, backbone, train, config, progress=False)
+    enter_stage(run, plan_stages(config)[0])
     ratio = (end_lr / start_lr) ** (1 / max(1, num_it - 1))
-    bar = _bar(num_it, progress)
-    epoch, step = 0, 0
-    while step < num_it:
-        batches.set_epoch(
-            epoch,
-            epoch_batches(
-                len(train), batch_size, seed=seed, epoch=epoch, rank=fabric.global_rank, world_size=fabric.world_size
-            ),
-        )
-        net.set_train_mode()
-        for x, yb in batch_loader:
-            lr = start_lr * ratio**step
-            for group in optimizer.param_groups:
-                group["lr"] = group["top_lr"] * lr / config.loop.lr
-            x, yb = fabric.to_device((x, yb))
-            loss = objective(model(x), [yb[:, j] for j in range(yb.shape[1])])
-            optimizer.zero_grad(set_to_none=True)
-            fabric.backward(loss)
-            optimizer.step()
-            value = loss.item()
+    lrs, losses, smooth, best = [], [], 0.0, math.inf
+    bar = _bar(num_it, progress and fabric.global_rank == 0)
+    epoch = 0
+    while len(lrs) < num_it:
+        run.train_batches.set_epoch(epoch, _batches(run, epoch))
+        run.net.set_train_mode()
+        for x, y in run.train_loader:
+            lr = start_lr * ratio ** len(lrs)
+            value = _step(run, x, y, lr / config.loop.lr)
             smooth = 0.98 * smooth + 0.02 * value
-            debiased = smooth / (1 - 0.98 ** (step + 1))
+            debiased = smooth / (1 - 0.98 ** (len(lrs) + 1))
             lrs.append(lr)
             losses.append(debiased)
             best = min(best, debiased)
-            step += 1
             bar.update(1)
-            if not math.isfinite(value) or debiased > 4 * best or step >= num_it:
-                step = num_it
+            if not math.isfinite(value) or debiased > 4 * best or len(lrs) >= num_it:
+                num_it = len(lrs)  # the loss exploded (or every step is done): stop here
                 break
         epoch += 1
     bar.close()
-    result = {"lrs": lrs, "losses": losses, **suggest(lrs, losses), "backbone": bb.spec, "strategy": strategy}
-    if out is not None:
-        result["png"] = str(plot(lrs, losses, result, Path(out), f"lr-find: {ds.source} with {bb.spec} ({strategy})"))
-    return result
+    return {"lrs": lrs, "losses": losses, **suggest(lrs, losses)}
+
+
+def _batches(run: Any, epoch: int) -> list[list[int]]:
+    from headstart.training.batches import epoch_batches
+
+    f = run.fabric
+    return epoch_batches(len(run.train), run.config.loop.batch_size, seed=run.config.loop.seed, epoch=epoch,
+                         rank=int(f.global_rank), world_size=int(f.world_size))  # fmt: skip
+
+
+def _step(run: Any, x: Any, y: Any, factor: float) -> float:
+    """One optimizer step with every group at `factor` of its top rate; the batch's loss."""
+    for group in run.optimizer.param_groups:
+        group["lr"] = group["top_lr"] * factor
+    x, y = run.fabric.to_device((x, y))
+    loss = run.objective(run.model(x), [y[:, j] for j in range(y.shape[1])])
+    run.optimizer.zero_grad(set_to_none=True)
+    run.fabric.backward(loss)
+    run.optimizer.step()
+    return float(loss.item())
 
 
 def suggest(lrs: list[float], losses: list[float]) -> dict[str, float | None]:
@@ -120,25 +91,6 @@ def suggest(lrs: list[float], losses: list[float]) -> dict[str, float | None]:
     window = slopes[skip : max(skip + 1, lowest)]
     steepest = skip + int(np.argmin(window))
     return {"suggestion": float(lrs[steepest]), "min_lr_over_10": float(lrs[lowest] / 10)}
-
-
-def plot(lrs: list[float], losses: list[float], result: dict[str, Any], path: Path, title: str) -> Path:
-    from headstart.evaluation.plots import _pyplot, _save
-
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(lrs, losses)
-    ax.set_xscale("log")
-    if result.get("suggestion"):
-        i = lrs.index(result["suggestion"])
-        ax.plot([lrs[i]], [losses[i]], "o", color="red", label=f"suggested lr {lrs[i]:.2e}")
-        ax.legend()
-    ax.set_xlabel("learning rate")
-    ax.set_ylabel("loss (smoothed)")
-    ax.grid(alpha=0.3)
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    return _save(fig, path)
 
 
 def _bar(total: int, enabled: bool) -> Any:

@@ -21,7 +21,7 @@ def test_two_process_ddp_fit_saves_one_consistent_bundle(digits_folder, tmp_path
         str(Path(sys.executable).parent / "headstart"), "fit", digits_folder, "--out", str(out),
         "--backbone", TINY_CNN, "--strategy", "finetune", "--epochs", "3", "--lr", "0.03", "--val-size", "0.25",
         "--batch-size", "4", "--accumulate", "2", "--no-baseline", "--format", "json",
-        "--devices", "2", "--fabric-strategy", "ddp", "--set", "accelerator=cpu", "--set", "num_workers=0",
+        "--devices", "2", "--distributed-strategy", "ddp", "--set", "accelerator=cpu", "--set", "num_workers=0",
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -39,7 +39,8 @@ def test_two_process_ddp_fit_saves_one_consistent_bundle(digits_folder, tmp_path
 
     model = hs.load(out)
     weights = load_file(str(out / "backbone.safetensors"))
-    saved = {k.removeprefix("model/encoder."): v for k, v in tensors.items() if k.startswith("model/encoder.")}
+    prefix = "module/net/encoder."
+    saved = {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
     # the checkpoint is the scored run's; the bundle holds the model trained again, by both processes, on every label
     assert report["n_train"] == 60 and report["finetune"]["refit_epochs"] == report["finetune"]["best_epoch"]
     assert set(weights) == set(saved) and not all(torch.equal(weights[k], saved[k]) for k in weights)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import headstart as hs
-from headstart.finetune import finetune
+from headstart.finetuning import finetune
 from tests.finetune.ft_helpers import FAST, TINY_CNN
 
 

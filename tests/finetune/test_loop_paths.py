@@ -12,10 +12,10 @@ import torch
 from headstart.backbones import create_backbone
 from headstart.backbones.base import preferred_memory_format
 from headstart.errors import HeadstartError
-from headstart.finetune import finetune
 from headstart.finetune.config import FinetuneConfig
 from headstart.finetune.data import EpochBatches, loader
 from headstart.finetune.net import Objective
+from headstart.finetuning import finetune
 from tests.finetune.ft_helpers import FAST, TINY_CNN
 
 

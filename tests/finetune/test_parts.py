@@ -73,7 +73,7 @@ def test_one_cycle_warms_up_then_anneals():
 
 
 def test_frozen_batchnorm_keeps_its_statistics(digits60):
-    from headstart.finetune import finetune
+    from headstart.finetuning import finetune
 
     model = finetune(digits60, backbone=TINY_CNN, strategy="gradual", epochs=1, freeze_epochs=1, augment="none",
                      precise_bn=0, refit=False, **FAST)  # fmt: skip
@@ -103,7 +103,7 @@ def test_vgg16_with_mlp_head_trains_a_step():
 
 
 def test_lr_find_suggests_a_rate(digits60, tmp_path):
-    from headstart.finetune import lr_find
+    from headstart.finetuning import lr_find
 
     result = lr_find(digits60, backbone=TINY_CNN, num_it=12, batch_size=16, end_lr=1.0, out=tmp_path / "lr.png",
                      progress=False, num_workers=0)  # fmt: skip

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from headstart.finetune import checkpoint as ckpt
-from headstart.finetune import finetune, loop
+from headstart.finetuning import finetune
+from headstart.training import checkpoint as ckpt
 from tests.finetune.ft_helpers import FAST, TINY_CNN
 
 SETTINGS = dict(backbone=TINY_CNN, epochs=3, lr=3e-2, augment="light", val_size=0.25, dropout=0.2, **FAST)
@@ -37,7 +37,7 @@ def test_optimizer_state_round_trips_without_pickle():
 def test_resume_after_an_interruption_matches_an_uninterrupted_run(digits60, tmp_path, monkeypatch):
     straight = finetune(digits60, out=tmp_path / "straight", **SETTINGS)
 
-    real = loop._checkpoint
+    real = ckpt.Checkpointer.save
     calls = []
 
     def crash_after_first(*args, **kwargs):
@@ -45,10 +45,10 @@ def test_resume_after_an_interruption_matches_an_uninterrupted_run(digits60, tmp
         calls.append(1)
         raise KeyboardInterrupt  # as if the run was stopped right after epoch 1's checkpoint
 
-    monkeypatch.setattr(loop, "_checkpoint", crash_after_first)
+    monkeypatch.setattr(ckpt.Checkpointer, "save", crash_after_first)
     with pytest.raises(KeyboardInterrupt):
         finetune(digits60, out=tmp_path / "resumed", **SETTINGS)
-    monkeypatch.setattr(loop, "_checkpoint", real)
+    monkeypatch.setattr(ckpt.Checkpointer, "save", real)
     resumed = finetune(digits60, out=tmp_path / "resumed", resume=True, **SETTINGS)
 
     assert resumed.report["finetune"]["resumed_at_epoch"] == 1
@@ -64,6 +64,16 @@ def test_resume_refuses_other_settings(digits60, tmp_path):
 
     with pytest.raises(HeadstartError, match="other settings.*loop.lr"):
         finetune(digits60, out=tmp_path / "run", resume=True, **{**SETTINGS, "epochs": 1, "lr": 0.5})
+
+
+def test_resume_refuses_a_checkpoint_of_an_older_format(digits60, tmp_path):
+    folder = tmp_path / "run" / "checkpoint"
+    folder.mkdir(parents=True)
+    (folder / "checkpoint.json").write_text(json.dumps({"loop": {"epoch": 1}, "state_file": "state-1.safetensors"}))
+    from headstart.errors import HeadstartError
+
+    with pytest.raises(HeadstartError, match="checkpoint in format 1.*start over without --resume"):
+        finetune(digits60, out=tmp_path / "run", resume=True, **{**SETTINGS, "epochs": 1})
 
 
 def _without_time(history):
@@ -114,7 +124,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(digits_folder, tmp_pat
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    killed_at = json.loads(state.read_text())["loop"]["epoch"]
+    killed_at = json.loads(state.read_text())["epoch"]
     assert killed_at < 4, "the run finished before it could be killed"
 
     resumed = subprocess.run(_cli(digits_folder, out, "--resume"), env=env, capture_output=True, text=True)

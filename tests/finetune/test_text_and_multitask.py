@@ -7,7 +7,7 @@ import random
 import numpy as np
 
 import headstart as hs
-from headstart.finetune import finetune
+from headstart.finetuning import finetune
 from tests.finetune.ft_helpers import FAST, TINY_CNN
 
 
