@@ -64,42 +64,19 @@ def quickstart(
     t_start = time.perf_counter()
     ds = api.load_dataset(data)
     rows, curve = [], []
-    model = None
     budget_list = parse_budgets(budgets)
+    if not budget_list:
+        raise HeadstartError("--budgets: give at least one label budget, e.g. 4,16,all")
+    model = None
     for budget in budget_list:
-        label = "all" if budget is None else str(budget)
         say(
-            f"fitting with {label} labels per class: the probe, then auto (candidates compared by cross-validation) ..."
+            f"fitting with {budget or 'all'} labels per class: the probe, then auto (candidates compared by "
+            "cross-validation) ..."
         )
-        # refit=False: the saved model is the one scored, so the "unseen" examples below really are unseen by it
-        common = {"backbone": backbone, "labels_per_class": budget, "seed": seed, "progress": progress, "refit": False}
-        model = api.fit(ds, **common)
-        auto = api.fit(
-            ds, strategy="auto", baseline=False, **common, out=out / "model" if budget == budget_list[-1] else None
-        )
-        m, a = model.report["tasks"]["label"], auto.report["tasks"]["label"]
-        row = {
-            "labels_per_class": label,
-            "n_train": model.report["n_train"],
-            "n_test": model.report["n_test"],
-            "pretrained_accuracy": round(m["accuracy"], 4),
-            "pretrained_macro_f1": round(m["macro_f1"], 4),
-            "baseline_accuracy": round(m["baseline"]["accuracy"], 4),
-            "baseline_macro_f1": round(m["baseline"]["macro_f1"], 4),
-            "auto_accuracy": round(a["accuracy"], 4),
-            "auto_macro_f1": round(a["macro_f1"], 4),
-            "auto_chose": auto.report["chosen"],
-            "extract_s": round(model.report["timing_s"]["extract"], 2),
-            "fit_s": round(model.report["timing_s"]["fit"], 3),
-            "auto_s": round(auto.report["timing_s"]["auto"], 1),
-        }
+        model_out = out / "model" if budget == budget_list[-1] else None
+        model, row, points = _one_budget(ds, budget, backbone=backbone, seed=seed, progress=progress, out=model_out)
         rows.append(row)
-        curve += [
-            {"budget": label, "method": f"{backbone} + tuned linear head (probe)", "accuracy": m["accuracy"]},
-            {"budget": label, "method": "auto (best recipe by cross-validation)", "accuracy": a["accuracy"]},
-            {"budget": label, "method": m["baseline"]["name"], "accuracy": m["baseline"]["accuracy"]},
-        ]
-        model = auto
+        curve += points
     assert model is not None
     examples = _unseen_examples(model, ds, seed)
     result = {
@@ -122,6 +99,39 @@ def quickstart(
     if console is not None:
         _print(console, result)
     return result
+
+
+def _one_budget(
+    ds: Any, budget: int | None, *, backbone: str, seed: int, progress: bool, out: Path | None
+) -> tuple[Any, dict[str, Any], list[dict[str, Any]]]:
+    """The probe and `auto` at one label budget: the auto model, its table row, and its points on the curve."""
+    label = "all" if budget is None else str(budget)
+    # refit=False: the saved model is the one scored, so the "unseen" examples shown really are unseen by it
+    common = {"backbone": backbone, "labels_per_class": budget, "seed": seed, "progress": progress, "refit": False}
+    probe = api.fit(ds, **common)
+    auto = api.fit(ds, strategy="auto", baseline=False, **common, out=out)
+    m, a = probe.report["tasks"]["label"], auto.report["tasks"]["label"]
+    row = {
+        "labels_per_class": label,
+        "n_train": probe.report["n_train"],
+        "n_test": probe.report["n_test"],
+        "pretrained_accuracy": round(m["accuracy"], 4),
+        "pretrained_macro_f1": round(m["macro_f1"], 4),
+        "baseline_accuracy": round(m["baseline"]["accuracy"], 4),
+        "baseline_macro_f1": round(m["baseline"]["macro_f1"], 4),
+        "auto_accuracy": round(a["accuracy"], 4),
+        "auto_macro_f1": round(a["macro_f1"], 4),
+        "auto_chose": auto.report["chosen"],
+        "extract_s": round(probe.report["timing_s"]["extract"], 2),
+        "fit_s": round(probe.report["timing_s"]["fit"], 3),
+        "auto_s": round(auto.report["timing_s"]["auto"], 1),
+    }
+    points = [
+        {"budget": label, "method": f"{backbone} + tuned linear head (probe)", "accuracy": m["accuracy"]},
+        {"budget": label, "method": "auto (best recipe by cross-validation)", "accuracy": a["accuracy"]},
+        {"budget": label, "method": m["baseline"]["name"], "accuracy": m["baseline"]["accuracy"]},
+    ]
+    return auto, row, points
 
 
 def _unseen_examples(model: Any, ds: Any, seed: int, n: int = 5) -> list[dict[str, Any]]:
