@@ -82,17 +82,30 @@ def fit_probe(
         info = {**info, "architecture": backbone, "fine_tuned": {"strategy": adapt, **adapted}}
     model = TransferModel(bb.spec, info, heads, _backbone=bb, tuned_backbone=bool(adapt))
     model.data_info = data_info(ds, part, seed)
+    _report(model, ds, part, metrics, timing, head=head, adapt=adapt, adapted=adapted, test_source=test_source)
+    return model
+
+
+def _report(
+    model: TransferModel,
+    ds: Dataset,
+    part: Partition,
+    metrics: dict[str, Any],
+    timing: dict[str, float],
+    **how: Any,
+) -> None:
+    """The probe's report: metrics beside the baseline, which items trained it, what the head chose."""
+    adapt = how["adapt"]
     model.metrics = {task: summary(m) for task, m in metrics.items()}
-    title = f"fit: {ds.source} with {bb.spec}" + (f" ({adapt})" if adapt else "")
-    model.report = build_report(model, ds, head, metrics, timing, title=title)
-    model.report.update(part.describe(ds.source, test_source))
+    title = f"fit: {ds.source} with {model.backbone_spec}" + (f" ({adapt})" if adapt else "")
+    model.report = build_report(model, ds, how["head"], metrics, timing, title=title)
+    model.report.update(part.describe(ds.source, how["test_source"]))
     if adapt and part.test is None:  # the folds' heads were scored on an encoder tuned with every fold's labels
         model.report["accuracy_from"] += "; the encoder was tuned on all of them, so this estimate is optimistic"
     model.report["strategy"] = adapt or "probe"
-    if adapted:
-        model.report["adapt"] = adapted
-    model.report["heads"] = {t: h.chosen_ for t, h in heads.items() if getattr(h, "chosen_", None)}
-    return model
+    if how["adapted"]:
+        model.report["adapt"] = how["adapted"]
+    model.report["heads"] = {t: h.chosen_ for t, h in model.heads.items() if getattr(h, "chosen_", None)}
 
 
 def fit_heads(
@@ -112,10 +125,9 @@ def fit_heads(
 
 
 def augmented_views(bb: Any, train: Dataset, seed: int) -> tuple[np.ndarray, dict[str, list[str]]]:
-    try:
-        from headstart.features.augmented import training_views
-    except ImportError:  # pragma: no cover - the module arrives with noise-robust audio
-        return np.zeros((0, 0), np.float32), {}
+    """Features of augmented copies of the training items, and their labels (none for most modalities)."""
+    from headstart.features.augmented import training_views
+
     return training_views(bb, train, seed=seed)
 
 
