@@ -22,9 +22,8 @@ def save_run(out: Path, result: Pretrained, config: dict[str, Any], outcome: Any
     from safetensors.torch import save_model
 
     from headstart.backbones.local_source import backbone_section
-    from headstart.bundle import library_versions
+    from headstart.bundle import BACKBONE_FORMAT, BACKBONE_WEIGHTS, MANIFEST, library_versions
     from headstart.paths import atomic_dir
-    from headstart.pretrain.run import FORMAT, MANIFEST, WEIGHTS
 
     history = result.history
     trained = sum(r.get("samples", 0) for r in history)
@@ -43,10 +42,10 @@ def save_run(out: Path, result: Pretrained, config: dict[str, Any], outcome: Any
         "notes": outcome.notes,
     }
     manifest = {
-        "format": FORMAT,
+        "format": BACKBONE_FORMAT,
         "format_version": 1,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "backbone": backbone_section(result.backbone, architecture=result.architecture, weights_file=WEIGHTS),
+        "backbone": backbone_section(result.backbone, architecture=result.architecture, weights_file=BACKBONE_WEIGHTS),
         "pretrain": section,
         "versions": library_versions(),
     }
@@ -57,9 +56,9 @@ def save_run(out: Path, result: Pretrained, config: dict[str, Any], outcome: Any
                 continue
             if src.is_dir():
                 shutil.copytree(src, tmp / name)
-            elif name not in (MANIFEST, WEIGHTS):
+            elif name not in (MANIFEST, BACKBONE_WEIGHTS):
                 shutil.copy2(src, tmp / name)
-        save_model(result.backbone.module.cpu(), str(tmp / WEIGHTS))
+        save_model(result.backbone.module.cpu(), str(tmp / BACKBONE_WEIGHTS))
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
         _history_csv(history, tmp / HISTORY_CSV)
         loss_curve_png(history, tmp / CURVE_PNG, f"{outcome.method} pretraining on {ds.source}")

@@ -22,21 +22,14 @@ from types import ModuleType
 from typing import Any
 
 from headstart.data.dataset import Dataset
-from headstart.pretrain.common import (
-    CHECKPOINT_DIR,
-    FIGURES_DIR,
-    Checkpointer,
-    PretrainError,
-    PretrainJob,
-    Settings,
-    read_checkpoint,
-)
+from headstart.pretrain.common import CHECKPOINT_DIR, FIGURES_DIR, PretrainError, PretrainJob, Settings
 from headstart.pretrain.registry import METHODS
+from headstart.training.checkpoint import Checkpointer, read_json
+from headstart.training.epochs import EpochRunner
+from headstart.training.fabric import make_fabric
+from headstart.training.settings import DistributedConfig
 
 FALLBACK_DEFAULTS: dict[str, Any] = {"epochs": 10, "batch_size": 128, "lr": 1e-3}
-FORMAT = "headstart-backbone"
-MANIFEST = "headstart.json"
-WEIGHTS = "backbone.safetensors"
 
 
 @dataclass
@@ -137,66 +130,35 @@ def pretrain(
     """
     t0 = time.perf_counter()
     module = method_module(method)
-    ds = _load(data, text_column=text_column, strict=strict)
-    modalities = tuple(getattr(module, "MODALITIES", ("image",)))
-    if ds.modality not in modalities:
-        raise PretrainError(
-            f"{method} pretraining works on {' or '.join(modalities)} data; {ds.source} is {ds.modality} data"
-        )
-    eval_ds = _load(eval_data, text_column=text_column, strict=strict) if eval_data is not None else None
-    notes: list[str] = []
-    if eval_ds is not None:
-        ds, dropped = _exclude_test_items(ds, eval_ds, test_size=test_size, seed=seed)
-        if dropped:
-            notes.append(f"{dropped} item(s) of the evaluation's test split left out of pretraining")
-    if len(ds) < 2:
-        what = "images" if ds.modality == "image" else "texts"
-        raise PretrainError(f"{ds.source}: {len(ds)} {what} to pretrain on; at least 2 are needed")
-    defaults = {**FALLBACK_DEFAULTS, **getattr(module, "DEFAULTS", {})}
-    settings = Settings(
-        method=method,
-        epochs=int(epochs if epochs is not None else defaults["epochs"]),
-        batch_size=int(batch_size if batch_size is not None else defaults["batch_size"]),
-        lr=float(lr if lr is not None else defaults["lr"]),
-        seed=seed,
-        options=resolve_options(method, module, options or {}),
-    )
-    if settings.epochs < 1 or settings.batch_size < 2 or settings.lr <= 0:
-        raise PretrainError("epochs must be at least 1, batch_size at least 2, and lr positive")
-
+    ds, eval_ds, notes = _pool(method, module, data, eval_data, test_size=test_size, seed=seed,
+                               text_column=text_column, strict=strict)  # fmt: skip
+    settings = _settings(method, module, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, options=options)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise PretrainError(f"{out}: exists and is not a folder")
-    checkpoints = out / CHECKPOINT_DIR
-    if resume and read_checkpoint(checkpoints) is None:
+    if resume and read_json(out / CHECKPOINT_DIR) is None:
         notes.append(f"no checkpoint in {out}: started from the beginning")
     config = {
         "settings": settings.to_json(),
         "backbone": backbone,
         "data": {"source": ds.source, "n_items": len(ds), "fingerprint": ds.fingerprint()},
     }
-    fabric = _fabric(accelerator, devices, num_nodes, fabric_strategy, precision)
-    job = PretrainJob(
-        data=ds,
-        backbone=backbone,
-        settings=settings,
-        fabric=fabric,
-        checkpoints=Checkpointer(checkpoints, config, fabric, resume=resume),
-        out=out / FIGURES_DIR,
-        progress=progress,
-        stop_after=stop_after,
-    )
+    fabric = make_fabric(DistributedConfig(accelerator, devices, num_nodes, fabric_strategy, precision))
+    runner = EpochRunner(
+        fabric, epochs=settings.epochs, seed=seed, checkpoints=Checkpointer(out / CHECKPOINT_DIR, config, fabric),
+        log_dir=out, progress=progress, name="pretraining", batch_size=settings.batch_size,
+    )  # fmt: skip
+    job = PretrainJob(ds, backbone, settings, fabric, runner, out / FIGURES_DIR, resume=resume, stop_after=stop_after)
     if fabric.global_rank == 0:
         job.out.mkdir(parents=True, exist_ok=True)
     result = module.train(job)
-    seconds = time.perf_counter() - t0
     outcome = PretrainResult(
         out=out,
         method=method,
         finished=not job.stopped,
         history=list(result.history),
-        seconds=seconds,
-        resumed_at=job.checkpoints.resumed_at,
+        seconds=time.perf_counter() - t0,
+        resumed_at=runner.resumed_at,
         notes=notes + list(result.notes),
         backbone=result.backbone,
         global_rank=int(fabric.global_rank),
@@ -215,6 +177,61 @@ def pretrain(
             progress=progress,
         )  # fmt: skip
     return outcome
+
+
+def _pool(
+    method: str,
+    module: ModuleType,
+    data: Any,
+    eval_data: Any,
+    *,
+    test_size: float,
+    seed: int,
+    text_column: str | None,
+    strict: bool,
+) -> tuple[Dataset, Dataset | None, list[str]]:
+    """The items to pretrain on (without the evaluation's test items), the evaluation data, and notes."""
+    ds = _load(data, text_column=text_column, strict=strict)
+    modalities = tuple(getattr(module, "MODALITIES", ("image",)))
+    if ds.modality not in modalities:
+        raise PretrainError(
+            f"{method} pretraining works on {' or '.join(modalities)} data; {ds.source} is {ds.modality} data"
+        )
+    eval_ds = _load(eval_data, text_column=text_column, strict=strict) if eval_data is not None else None
+    notes: list[str] = []
+    if eval_ds is not None:
+        ds, dropped = _exclude_test_items(ds, eval_ds, test_size=test_size, seed=seed)
+        if dropped:
+            notes.append(f"{dropped} item(s) of the evaluation's test split left out of pretraining")
+    if len(ds) < 2:
+        what = "images" if ds.modality == "image" else "texts"
+        raise PretrainError(f"{ds.source}: {len(ds)} {what} to pretrain on; at least 2 are needed")
+    return ds, eval_ds, notes
+
+
+def _settings(
+    method: str,
+    module: ModuleType,
+    *,
+    epochs: int | None,
+    batch_size: int | None,
+    lr: float | None,
+    seed: int,
+    options: dict[str, Any] | None,
+) -> Settings:
+    """The run's settings: those given, else the method's defaults, else the framework's."""
+    defaults = {**FALLBACK_DEFAULTS, **getattr(module, "DEFAULTS", {})}
+    settings = Settings(
+        method=method,
+        epochs=int(epochs if epochs is not None else defaults["epochs"]),
+        batch_size=int(batch_size if batch_size is not None else defaults["batch_size"]),
+        lr=float(lr if lr is not None else defaults["lr"]),
+        seed=seed,
+        options=resolve_options(method, module, options or {}),
+    )
+    if settings.epochs < 1 or settings.batch_size < 2 or settings.lr <= 0:
+        raise PretrainError("epochs must be at least 1, batch_size at least 2, and lr positive")
+    return settings
 
 
 def _load(data: Any, *, text_column: str | None, strict: bool) -> Dataset:
@@ -237,13 +254,3 @@ def _exclude_test_items(pool: Dataset, labelled: Dataset, *, test_size: float, s
     kept = pool.subset(keep)
     kept.targets = {}  # pretraining never reads labels
     return kept, len(pool) - len(keep)
-
-
-def _fabric(accelerator: str, devices: int | str, num_nodes: int, strategy: str, precision: str | None) -> Any:
-    from headstart.finetune.config import DistributedConfig, FinetuneConfig
-    from headstart.finetune.loop import make_fabric
-
-    distributed = DistributedConfig(
-        accelerator=accelerator, devices=devices, num_nodes=num_nodes, fabric_strategy=strategy, precision=precision
-    )
-    return make_fabric(FinetuneConfig(distributed=distributed))

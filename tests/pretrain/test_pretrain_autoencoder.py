@@ -73,9 +73,9 @@ def test_bad_options_are_clear(pool, tmp_path):
 
 
 def test_a_diverging_run_stops_with_a_clear_error_and_saves_no_backbone(pool, tmp_path):
-    from headstart.pretrain.common import PretrainError
+    from headstart.training.settings import TrainingError
 
-    with pytest.raises(PretrainError, match=r"diverged in epoch 1 .*lower --lr"):
+    with pytest.raises(TrainingError, match=r"diverged in epoch 1 .*lower --lr"):
         pretrain(pool, method="autoencoder", out=tmp_path / "ae", **{**FAST, "lr": 1e30})
     assert not (tmp_path / "ae" / "backbone.safetensors").exists()
 
