@@ -18,23 +18,24 @@ runner = CliRunner()
 
 
 def run(*args: str) -> tuple[int, str]:
-    """Invoke like `main()` does: user errors become one line and exit code 2."""
-    import click
-
+    """Invoke like `main()` does: user errors, usage errors included, become one line and exit code 2."""
+    from headstart.cli import is_usage_error, usage_message
     from headstart.errors import HeadstartError
 
-    try:
-        result = runner.invoke(app, [str(a) for a in args], catch_exceptions=True, standalone_mode=False)
-    except click.exceptions.ClickException as exc:
-        return exc.exit_code, exc.format_message()
+    result = runner.invoke(app, [str(a) for a in args], catch_exceptions=True, standalone_mode=False)
     exc = result.exception
     if isinstance(exc, HeadstartError):
         return 2, f"error: {exc}"
-    if isinstance(exc, click.exceptions.ClickException):
-        return exc.exit_code, exc.format_message()
+    if exc is not None and is_usage_error(exc):
+        return getattr(exc, "exit_code", 2), f"error: {usage_message(exc)}"
     if exc is not None and not isinstance(exc, SystemExit):
         raise exc
     return result.exit_code, result.stdout
+
+
+def run_with_stderr(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, [str(a) for a in args])
+    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +159,7 @@ def test_main_prints_one_line_and_exits_2(tmp_path) -> None:
 
 
 def test_a_baseline_clearly_ahead_of_the_model_is_pointed_out():
-    from headstart.cli import baseline_warnings
+    from headstart.cli.fit import baseline_warnings
 
     def report(acc: float, base: float, n: int) -> dict:
         task = {"accuracy": acc, "n": n, "baseline": {"name": "raw pixels + logistic regression", "accuracy": base}}
@@ -188,13 +189,29 @@ def _installed(*args: str) -> subprocess.CompletedProcess:
         ((["nocommand"]), "No such command 'nocommand'"),
         ((["fit", "samples:digits", "--out", "x", "--epochs", "3"]), "--epochs only apply to fine-tuning"),
         ((["fit", "samples:digits", "--out", "x", "--test-size", "1.5"]), "is not in [0, 1)"),
+        # options that do not apply: refused before anything loads
+        ((["fit", "samples:digits", "--out", "x", "--distributed-strategy", "ddp"]), "--distributed-strategy only"),
+        ((["fit", "samples:digits", "--out", "x", "-b", "a", "-b", "b"]), "several --backbone need --strategy auto"),
+        ((["fit", "samples:digits", "--out", "x", "--time-budget", "9"]), "--time-budget only applies to --strategy"),
+        ((["fit", "samples:digits", "--out", "x", "--test", "t", "--test-size", "0.3"]), "does not apply with --test"),
+        ((["pretrain", "samples:digits", "-m", "gan", "-o", "x", "--budgets", "2"]), "--budgets only apply with"),
+        ((["pretrain", "samples:digits", "-m", "gan", "-o", "x", "--strategy", "ddp"]), "No such option: --strategy"),
+        ((["lr-find", "samples:digits", "--strategy", "probe"]), "--strategy probe trains no backbone"),
+        ((["rank", "samples:digits", "-b", "x", "--label-column", "a", "--label-column", "b"]), "one --label-column"),
+        ((["embed", "samples:digits", "-o", "x.npy", "--label-column", "a"]), "No such option: --label-column"),
     ],
 )
-def test_usage_errors_are_one_message_and_exit_2_through_the_entry_point(args, words) -> None:
-    """Whatever click Typer resolves to (Typer 0.29 vendors its own), a usage error is click's short message."""
+def test_usage_errors_are_one_line_and_exit_2_through_the_entry_point(args, words) -> None:
+    """Whatever click Typer resolves to (Typer 0.29 vendors its own), a usage error is one line: click's message."""
     proc = _installed(*args)
     assert proc.returncode == 2, proc.stderr
     assert words in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and proc.stderr.startswith("error: "), proc.stderr
+
+
+def test_headstart_alone_shows_the_help() -> None:
+    proc = _installed()
+    assert "Commands" in proc.stdout + proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_fit_with_a_separate_test_set_through_the_entry_point(tmp_path, digits_small) -> None:
@@ -216,3 +233,115 @@ def test_fit_with_a_separate_test_set_through_the_entry_point(tmp_path, digits_s
     report = json.loads(proc.stdout)
     assert report["tasks"]["label"]["n"] == 60 and report["n_train"] == 60
     assert report["accuracy_from"].startswith(f"the separate labelled set {tmp_path / 'test'}")
+
+
+@pytest.fixture(scope="module")
+def text_table(tmp_path_factory) -> Path:
+    """A table whose text sits in a column no default name finds ("body"), with one empty row (data row 3)."""
+    import pandas as pd
+
+    texts, labels = make_texts(24)
+    texts[2] = ""
+    path = tmp_path_factory.mktemp("table") / "news.csv"
+    pd.DataFrame({"id": range(24), "body": texts, "topic": labels}).to_csv(path, index=False)
+    return path
+
+
+def test_text_column_means_the_same_in_every_command(text_table, tiny_st_dir, tmp_path) -> None:
+    spec = f"st:{tiny_st_dir}"
+    columns = ["--text-column", "body", "--label-column", "topic"]
+    code, output = run("fit", text_table, "-b", spec, "-o", tmp_path / "m", *columns, "--format", "json")
+    assert code == 0, output
+    assert any("row 3" in s for s in json.loads(output)["skipped"])
+    code, output = run("predict", tmp_path / "m", text_table, "--text-column", "body", "--format", "json")
+    assert code == 0, output
+    assert len(json.loads(output)) == 23 and json.loads(output)[0]["topic"] in ("business", "sport")
+    code, output = run("rank", text_table, "-b", spec, "--scores", "logme", *columns, "--format", "json")
+    assert code == 0, output
+    assert json.loads(output)["data"]["task"] == "topic" and any("row 3" in s for s in json.loads(output)["skipped"])
+    code, output = run("diagnose", text_table, "-b", spec, *columns, "--permutations", "10", "--format", "json")
+    assert code == 0, output
+    assert json.loads(output)["data"]["task"] == "topic" and json.loads(output)["out"] is None  # no --out: no report
+    code, output = run("embed", text_table, "-b", spec, "-o", tmp_path / "x.npy", "--text-column", "nope")
+    assert code == 2 and "no column 'nope'" in output
+    code, output = run("predict", tmp_path / "m", "some text", "--text-column", "body")
+    assert code == 2 and "--text-column applies to a table given as the one input" in output
+
+
+@pytest.fixture(scope="module")
+def bad_folder(image_folder, tmp_path_factory) -> Path:
+    """The digit folder with three files that are no images."""
+    import shutil
+
+    data = tmp_path_factory.mktemp("bad") / "data"
+    shutil.copytree(image_folder, data)
+    (data / "class0" / "empty.png").write_bytes(b"")
+    (data / "class1" / "notes.png").write_text("this is not an image")
+    good = (data / "class2" / "0.png").read_bytes()
+    (data / "class2" / "cut.png").write_bytes(good[: len(good) // 2])
+    return data
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["embed", "{data}", "-b", "headstart:tiny-cnn", "-o", "{tmp}/x.npy"],
+        ["predict", "{model}", "{data}"],
+        ["evaluate", "{model}", "{data}"],
+        ["rank", "{data}", "-b", "headstart:tiny-cnn", "--scores", "logme"],
+        ["diagnose", "{data}", "-b", "headstart:tiny-cnn", "--permutations", "10"],
+        ["pretrain", "{data}", "-m", "autoencoder", "-o", "{tmp}/ae", "--epochs", "1"],
+    ],
+    ids=lambda c: c[0],
+)
+def test_every_command_lists_skipped_items_the_same_way(command, bad_folder, fitted, tmp_path) -> None:
+    args = [a.format(data=bad_folder, model=fitted, tmp=tmp_path) for a in command]
+    code, stdout, stderr = run_with_stderr(*args)
+    assert code == 0, stdout + stderr
+    listed = stderr[stderr.index("skipped 3 bad item(s):") :].splitlines()[1:4]
+    assert sorted(Path(line.split(":")[0].strip()).name for line in listed) == ["cut.png", "empty.png", "notes.png"]
+    assert any("empty.png: empty file" in line for line in listed)
+
+
+def test_embed_lists_skipped_items_through_the_entry_point(bad_folder, tmp_path) -> None:
+    out = tmp_path / "x.npy"
+    proc = _installed("embed", str(bad_folder), "-b", "headstart:tiny-cnn", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "skipped 3 bad item(s):" in proc.stderr and "empty.png: empty file" in proc.stderr.replace("\n", "")
+    assert np.load(out).shape == (24, 64)
+    proc = _installed("embed", str(bad_folder), "-b", "headstart:tiny-cnn", "-o", str(out), "--format", "json")
+    payload = json.loads(proc.stdout)  # with --format json the payload lists them, and stdout holds nothing else
+    assert len(payload["skipped"]) == 3 and any("notes.png" in s for s in payload["skipped"])
+    proc = _installed("embed", str(bad_folder), "-b", "headstart:tiny-cnn", "-o", str(out), "--strict")
+    assert proc.returncode == 2 and "empty.png" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_pretrain_passes_distributed_strategy_to_fabric(image_folder, tmp_path) -> None:
+    """--distributed-strategy is Fabric's (the same option as fit's); Fabric refuses fsdp on a CPU, by name."""
+    common = ["-m", "autoencoder", "--accelerator", "cpu"]
+    code, output = run("pretrain", image_folder, *common, "-o", tmp_path / "a", "--distributed-strategy", "fsdp")
+    assert code == 2 and "strategy=fsdp" in output and not (tmp_path / "a").exists()
+    code, output = run("fit", image_folder, "-o", tmp_path / "b", "--strategy", "finetune", *common[2:],
+                       "--distributed-strategy", "fsdp")  # fmt: skip
+    assert code == 2 and "strategy=fsdp" in output and not (tmp_path / "b").exists()
+
+
+def test_choices_come_from_the_registries() -> None:
+    from headstart.cli import options as o
+    from headstart.finetune.config import STRATEGIES
+    from headstart.heads import HEADS
+    from headstart.pretrain.registry import METHODS
+    from headstart.select.scores import SCORES
+
+    assert [h.value for h in o.HeadKind] == list(HEADS)
+    assert {s.value for s in o.Strategy} == {"probe", "auto", "setfit", *STRATEGIES}
+    assert [m.value for m in o.Method] == list(METHODS) and [s.value for s in o.ScoreName] == list(SCORES)
+
+
+def test_no_command_module_outside_the_cli() -> None:
+    """Commands are registered in headstart.cli, not by importing other packages for their side effects."""
+    package = Path(__file__).resolve().parents[2] / "headstart"
+    assert not [p for p in package.rglob("commands.py")]
+    from headstart.cli import COMMANDS, app
+
+    assert sorted(c.name for c in app.registered_commands) == sorted(COMMANDS)

@@ -47,7 +47,7 @@ def test_a_distributed_setting_fabric_refuses_is_one_clear_error(digits_folder, 
     result = CliRunner().invoke(
         app,
         ["fit", digits_folder, "-o", str(tmp_path / "m"), "-b", TINY_CNN, "--strategy", "finetune",
-         "--fabric-strategy", "fsdp", "--set", "accelerator=cpu"],
+         "--distributed-strategy", "fsdp", "--accelerator", "cpu"],
     )  # fmt: skip
     assert isinstance(result.exception, HeadstartError)
     assert "strategy=fsdp" in str(result.exception) and "only available on GPU" in str(result.exception)

@@ -18,7 +18,7 @@ def test_two_process_ddp_pretraining_saves_one_backbone(tmp_path):
     command = [
         str(Path(sys.executable).parent / "headstart"), "pretrain", "samples:digits", "--method", "autoencoder",
         "--out", str(out), "--epochs", "2", "--batch-size", "64", "--accelerator", "cpu", "--devices", "2",
-        "--strategy", "ddp", "--format", "json",
+        "--distributed-strategy", "ddp", "--format", "json",
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

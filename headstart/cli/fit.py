@@ -1,0 +1,292 @@
+"""`fit`, `predict`, `evaluate`, `embed`: the three steps of transfer learning and the scoring of a saved model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from headstart.cli import options as o
+from headstart.cli.output import console, emit, err, metrics_table, show_skipped, skipped
+
+FINETUNE_PANEL = "Fine-tuning (--strategy finetune, gradual, layer-decay, lora; auto passes them on)"
+SETFIT_OPTIONS = {"epochs", "lr", "pairs_per_item", "loss"}  # what --strategy setfit takes (pairs, loss: --set)
+
+
+def fit(
+    ctx: typer.Context,
+    data: str = typer.Argument(..., help="samples:NAME, a folder (one sub-folder per class) or a CSV/JSONL/Parquet"),
+    backbone: list[str] = typer.Option(
+        None, "--backbone", "-b", help="e.g. st:all-MiniLM-L6-v2, timm:resnet18; repeat it for --strategy auto"
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="folder for the saved model and its report"),
+    strategy: o.Strategy = typer.Option(
+        "probe",
+        "--strategy",
+        help="probe: frozen backbone, cached features; auto: compare recipes by CV; setfit: contrastive text tuning; "
+        "the others fine-tune the backbone",
+    ),
+    head: o.HeadKind = typer.Option("linear", "--head", help="linear (softmax) or mlp (Dense, relu), tuned by CV"),
+    labels_per_class: int = typer.Option(None, "--labels-per-class", help="keep only N labelled items per class"),
+    seed: int = typer.Option(0, "--seed"),
+    test: str = typer.Option(None, "--test", help="a separate labelled set to score on, instead of a split"),
+    test_size: float = typer.Option(
+        0.25, "--test-size", help="held-out fraction to score on; 0: train on all, cross-validated estimate"
+    ),
+    refit: bool = typer.Option(
+        True, "--refit/--no-refit", help="after scoring, train the saved model on every labelled item"
+    ),
+    time_budget: float = typer.Option(None, "--time-budget", help="--strategy auto: seconds to spend on candidates"),
+    class_weight: bool = typer.Option(False, "--balanced", help="weight classes inversely to their frequency"),
+    baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="also fit the simple baseline"),
+    batch_size: int = typer.Option(32, "--batch-size"),
+    text_column: str = o.TEXT_COLUMN,
+    label_column: list[str] = o.LABEL_COLUMNS,
+    strict: bool = o.STRICT,
+    fmt: o.Format = o.FORMAT,
+    epochs: int = typer.Option(None, "--epochs", help="default 5", rich_help_panel=FINETUNE_PANEL),
+    lr: float = typer.Option(
+        None, "--lr", help="head learning rate, top of the schedule (default 2e-3)", rich_help_panel=FINETUNE_PANEL
+    ),
+    augment: o.Augment = typer.Option(
+        None, "--augment", help="training augmentation (default light)", rich_help_panel=FINETUNE_PANEL
+    ),
+    weight_decay: float = typer.Option(None, "--weight-decay", rich_help_panel=FINETUNE_PANEL),
+    dropout: float = typer.Option(
+        None, "--dropout", help="before a linear head; inside an MLP head", rich_help_panel=FINETUNE_PANEL
+    ),
+    label_smoothing: float = typer.Option(None, "--label-smoothing", rich_help_panel=FINETUNE_PANEL),
+    l2sp: float = typer.Option(
+        None, "--l2sp", help="L2-SP: pull the backbone toward its pretrained weights", rich_help_panel=FINETUNE_PANEL
+    ),
+    patience: int = typer.Option(
+        None, "--patience", help="stop after N epochs without a better val score", rich_help_panel=FINETUNE_PANEL
+    ),
+    val_size: float = typer.Option(
+        None, "--val-size", help="fraction of training items held out for validation", rich_help_panel=FINETUNE_PANEL
+    ),
+    accumulate: int = typer.Option(
+        None,
+        "--accumulate",
+        help="optimizer step every N batches (effective batch: batch size x N)",
+        rich_help_panel=FINETUNE_PANEL,
+    ),
+    resume: bool = typer.Option(
+        False, "--resume", help="continue an interrupted run in --out", rich_help_panel=FINETUNE_PANEL
+    ),
+    settings: list[str] = typer.Option(
+        None, "--set", help="any other fine-tuning option as KEY=VALUE (JSON value)", rich_help_panel=FINETUNE_PANEL
+    ),
+    devices: str = o.DEVICES,
+    accelerator: str = o.ACCELERATOR,
+    precision: str = o.PRECISION,
+    num_nodes: int = o.NUM_NODES,
+    distributed_strategy: str = o.DISTRIBUTED_STRATEGY,
+) -> None:
+    """Extract features with a pretrained backbone, fit a head, evaluate on a held-out split, save the model.
+
+    With --strategy finetune / gradual / layer-decay / lora, the backbone trains with the head (see lr-find too).
+    """
+    tuning = ("epochs", "lr", "augment", "weight_decay", "dropout", "label_smoothing", "l2sp", "patience")
+    tuning += ("val_size", "accumulate", "resume", *o.DISTRIBUTED)
+    extra = o.parse_settings(settings)
+    if strategy.value in ("probe", "setfit"):
+        allowed = SETFIT_OPTIONS if strategy.value == "setfit" else set()
+        o.refuse(
+            [n for n in o.given(ctx, *tuning) if n not in allowed] + sorted(k for k in extra if k not in allowed),
+            f"only apply to fine-tuning; choose --strategy {', '.join(o.FINETUNING[:-1])} or {o.FINETUNING[-1]}",
+        )
+    o.refuse(o.given(ctx, "resume") if strategy.value == "auto" else [], "continues one fine-tuning run, not auto")
+    o.refuse(o.given(ctx, "time_budget") if strategy.value != "auto" else [], "only applies to --strategy auto")
+    if backbone and len(backbone) > 1 and strategy.value != "auto":
+        raise o.NotApplicable("several --backbone need --strategy auto, which compares them")
+    o.refuse(o.given(ctx, "test_size") if test else [], "does not apply with --test, which is scored instead")
+    if test_size < 0 or test_size >= 1:
+        raise typer.BadParameter(f"{test_size} is not in [0, 1)", param_hint="--test-size")
+
+    from headstart import api
+
+    values = {"augment": augment.value if augment else None, "resume": resume}
+    chosen = {n: values.get(n, ctx.params[n]) for n in o.given(ctx, *tuning) if n not in o.DISTRIBUTED}
+    if o.given(ctx, *o.DISTRIBUTED):
+        chosen.update(o.distributed(devices, accelerator, precision, num_nodes, distributed_strategy))
+    loader = o.DataOptions(text_column, tuple(label_column or ()), strict)
+    ds = loader.load(data)
+    test_ds = loader.load(test, modality=ds.modality) if test else None
+    show_skipped([*ds.issues, *(test_ds.issues if test_ds is not None else [])], fmt)
+    specs = backbone or [None]
+    model = api.fit(
+        ds,
+        backbone=specs[0] if len(specs) == 1 else specs,
+        head=head.value,
+        out=out,
+        labels_per_class=labels_per_class,
+        seed=seed,
+        test=test_ds,
+        test_size=test_size,
+        refit=refit,
+        time_budget=time_budget,
+        class_weight="balanced" if class_weight else None,
+        baseline=baseline,
+        batch_size=batch_size,
+        progress=fmt.value == "table",
+        strategy=strategy.value,
+        **chosen,
+        **extra,
+    )
+    if model.report.get("global_rank", 0) != 0:  # another process of a distributed run: rank 0 reports
+        return None
+    if fmt.value == "json":
+        return emit({**model.report, "out": str(out)})
+    if "leaderboard" in model.report:
+        console.print(leaderboard_table(model.report))
+    console.print(metrics_table(model.report))
+    for key, words in (("accuracy_from", "accuracy measured on"), ("trained_on", "the saved model learned from")):
+        if key in model.report:
+            console.print(f"{words} {escape(str(model.report[key]))}", highlight=False)
+    for line in baseline_warnings(model.report):
+        err.print(f"[yellow]{escape(line)}[/yellow]", highlight=False)
+    console.print(f"saved model and report to [bold]{out}[/bold]")
+
+
+def predict(
+    model_dir: Path = typer.Argument(..., help="a folder saved by `headstart fit`"),
+    inputs: list[str] = typer.Argument(..., help="image files, text files, literal texts, folders or tables"),
+    top_k: int = typer.Option(1, "--top-k"),
+    text_column: str = o.TEXT_COLUMN,
+    strict: bool = o.STRICT,
+    fmt: o.Format = o.FORMAT,
+) -> None:
+    """Predict labels for new inputs with a saved model."""
+    from headstart import api
+    from headstart.model import as_dataset
+
+    if top_k < 1:
+        raise typer.BadParameter(f"{top_k} is not a positive number", param_hint="--top-k")
+    model = api.load(model_dir)
+    if len(inputs) == 1 and _is_source(inputs[0]):
+        ds = o.DataOptions(text_column, (), strict).load(inputs[0], modality=model.modality, labels=False)
+    else:
+        o.refuse(["text_column"] if text_column else [], "applies to a table given as the one input")
+        ds = as_dataset(inputs, model.modality)
+        if strict:
+            from headstart.data.validate import finish
+
+            finish(ds, strict=True)
+    show_skipped(ds.issues, "table")  # on stderr in both formats: the JSON payload is a list of rows
+    rows = api.predict_rows(model, ds, top_k=top_k)
+    if fmt.value == "json":
+        return emit(rows)
+    table = Table(title=f"predictions of {model_dir}")
+    table.add_column("input", overflow="ellipsis", max_width=60)
+    for task in model.tasks:
+        table.add_column(task)
+        table.add_column("probability", justify="right")
+    for row in rows:
+        cells = [str(row["input"])]
+        for task in model.tasks:
+            cells += [row[task], f"{row[f'{task}_probability']:.3f}"]
+        table.add_row(*cells)
+    console.print(table)
+
+
+def evaluate(
+    model_dir: Path = typer.Argument(..., help="a folder saved by `headstart fit`"),
+    data: str = typer.Argument(..., help="labelled data to evaluate on"),
+    out: Path = typer.Option(None, "--out", "-o", help="folder for report.json, report.md and the confusion PNG"),
+    noise_snr: float = typer.Option(None, "--noise-snr", help="audio: add white noise at this SNR (dB) to every clip"),
+    text_column: str = o.TEXT_COLUMN,
+    label_column: list[str] = o.LABEL_COLUMNS,
+    strict: bool = o.STRICT,
+    fmt: o.Format = o.FORMAT,
+) -> None:
+    """Evaluate a saved model on labelled data: accuracy, macro-F1, per-class precision/recall, confusion matrix."""
+    from headstart import api
+
+    model = api.load(model_dir)
+    ds = o.DataOptions(text_column, tuple(label_column or ()), strict).load(data, modality=model.modality)
+    show_skipped(ds.issues, fmt)
+    report = api.evaluate(model, ds, out=out, progress=fmt.value == "table", noise_snr=noise_snr)
+    if fmt.value == "json":
+        return emit(report)
+    console.print(metrics_table(report))
+    for task, m in report["tasks"].items():
+        table = Table(title=f"per class: {task}")
+        for col in ("class", "precision", "recall", "F1", "support"):
+            table.add_column(col, justify="left" if col == "class" else "right")
+        for label, c in m["per_class"].items():
+            table.add_row(label, f"{c['precision']:.3f}", f"{c['recall']:.3f}", f"{c['f1']:.3f}", str(c["support"]))
+        console.print(table)
+    if out:
+        console.print(f"report written to [bold]{out}[/bold]")
+
+
+def embed(
+    data: str = typer.Argument(..., help="samples:NAME, a folder or a table"),
+    out: Path = typer.Option(..., "--out", "-o", help="a .npy file (float32, items x dims)"),
+    backbone: str = typer.Option(None, "--backbone", "-b"),
+    batch_size: int = typer.Option(32, "--batch-size"),
+    cache: bool = typer.Option(True, "--cache/--no-cache", help="read and fill the on-disk feature cache"),
+    text_column: str = o.TEXT_COLUMN,
+    strict: bool = o.STRICT,
+    fmt: o.Format = o.FORMAT,
+) -> None:
+    """Extract features (f_feat(x) = f_enc(x)) of every item into a .npy file, through the cache."""
+    from headstart import api
+
+    if out.suffix != ".npy":
+        raise typer.BadParameter(f"{out}: the output must be a .npy file", param_hint="--out")
+    ds = o.DataOptions(text_column, (), strict).load(data, labels=False)
+    show_skipped(ds.issues, fmt)
+    x = api.embed(ds, backbone=backbone, out=out, batch_size=batch_size, cache=cache, progress=fmt.value == "table")
+    ids = api.ids_path(out)
+    if fmt.value == "json":
+        payload = {"out": str(out), "ids": str(ids), "shape": list(x.shape), "dtype": str(x.dtype)}
+        return emit({**payload, "skipped": skipped(ds.issues)})
+    console.print(f"wrote {x.shape[0]} x {x.shape[1]} float32 features to [bold]{out}[/bold], the item of each row to "
+                  f"[bold]{ids}[/bold]")  # fmt: skip
+
+
+def leaderboard_table(report: dict[str, Any]) -> Table:
+    table = Table(title=f"candidates, by cross-validation on {report['leaderboard_on']}")
+    for col in ("", "candidate", "CV accuracy", "± std", "seconds", "note"):
+        table.add_column(col, justify="right" if col in ("CV accuracy", "± std", "seconds") else "left")
+    for row in report["leaderboard"]:
+        acc = "-" if row.get("cv_accuracy") is None else f"{row['cv_accuracy']:.4f}"
+        std = "-" if row.get("cv_std") is None else f"{row['cv_std']:.4f}"
+        mark = "[bold green]*[/bold green]" if row.get("chosen") else ""
+        table.add_row(mark, row["name"], acc, std, f"{row['seconds']:.1f}", escape(row.get("note", "")))
+    return table
+
+
+def baseline_warnings(report: dict[str, Any]) -> list[str]:
+    """One line per task whose simple baseline is clearly more accurate than the model on the same test split
+    (by more than a point and more than twice the standard error of an accuracy over that many items)."""
+    lines = []
+    for task, m in report["tasks"].items():
+        b = m.get("baseline")
+        if not b or not m.get("n"):
+            continue
+        gap = b["accuracy"] - m["accuracy"]
+        noise = 2 * (max(m["accuracy"] * (1 - m["accuracy"]), 0.0025) / m["n"]) ** 0.5
+        if gap > max(0.01, noise):
+            where = f" for {task}" if len(report["tasks"]) > 1 else ""
+            tuned = report.get("strategy", "probe") != "probe"
+            advice = "another --strategy or more epochs" if tuned else "fine-tuning (--strategy gradual)"
+            lines.append(
+                f"the baseline ({b['name']}) is {100 * gap:.1f} points more accurate than this model{where} on the "
+                f"same test split; try another backbone (headstart rank), {advice}, for images a larger size "
+                "(?size=N on the backbone), or a backbone pretrained on your own data (headstart pretrain)"
+            )
+    return lines
+
+
+def _is_source(value: str) -> bool:
+    return (
+        value.startswith("samples:")
+        or Path(value).is_dir()
+        or Path(value).suffix in (".csv", ".tsv", ".jsonl", ".ndjson", ".parquet")
+    )
