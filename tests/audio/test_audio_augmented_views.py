@@ -82,6 +82,7 @@ def test_speech_embedding_defaults_and_old_options() -> None:
         create_backbone("headstart:speech-embedding?pool=median")
 
 
+@pytest.mark.slow  # real speech_embedding weights
 def test_speech_embedding_pools_only_frames_that_hear_the_clip() -> None:
     from headstart.backbones.audio import pool_frames
 

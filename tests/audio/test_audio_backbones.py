@@ -81,6 +81,7 @@ def test_hf_audio_models(name: str, tiny_audio_models: dict[str, Path], tones_di
     bb.module.eval()
 
 
+@pytest.mark.slow  # real speech_embedding weights
 def test_speech_embedding(tones_dir: Path) -> None:
     bb = create_backbone("headstart:speech-embedding")
     assert bb.embed_dim == 192 and bb.frame_dim == 96 and bb.audio_preprocessing.sample_rate == 16000  # mean+max

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 import headstart as hs
+
+pytestmark = pytest.mark.slow  # real speech_embedding weights, a fit and a saved bundle
 
 
 def test_a_bundle_saved_under_the_old_audio_defaults_still_predicts(tones_dir, tmp_path) -> None:

@@ -77,6 +77,7 @@ def _ort_embed(sessions: dict[str, Any], windows: np.ndarray) -> np.ndarray:
     return sessions["embedding"].run(None, {"input_1": windows[..., None].astype(np.float32)})[0].reshape(-1, 96)
 
 
+@pytest.mark.slow  # the real speech_embedding weights
 @pytest.mark.parametrize("signal", SIGNALS)
 def test_mel_matches_onnxruntime(model: SpeechEmbeddingModel, sessions: dict[str, Any], signal: str) -> None:
     samples = SIGNALS[signal]()[None] * INT16_SCALE
@@ -87,6 +88,7 @@ def test_mel_matches_onnxruntime(model: SpeechEmbeddingModel, sessions: dict[str
     _assert_close(f"mel/{signal}", mine, ref)
 
 
+@pytest.mark.slow  # the real speech_embedding weights
 def test_embedding_matches_onnxruntime(model: SpeechEmbeddingModel, sessions: dict[str, Any]) -> None:
     rng = np.random.default_rng(2)
     random_windows = rng.uniform(-1, 12, (16, 76, 32)).astype(np.float32)
@@ -100,6 +102,7 @@ def test_embedding_matches_onnxruntime(model: SpeechEmbeddingModel, sessions: di
         _assert_close(f"embedding/{name}", mine, _ort_embed(sessions, windows))
 
 
+@pytest.mark.slow  # the real speech_embedding weights
 @pytest.mark.parametrize("input_scale", [INT16_SCALE, 1.0])
 def test_full_pipeline_matches_livekit(model: SpeechEmbeddingModel, input_scale: float) -> None:
     """livekit's own Python pipeline on the same audio; scale 1.0 is what livekit itself feeds (see module doc)."""
@@ -118,6 +121,7 @@ def test_full_pipeline_matches_livekit(model: SpeechEmbeddingModel, input_scale:
     _assert_close(f"pipeline/scale={input_scale:g}", mine, ref)
 
 
+@pytest.mark.slow  # the real speech_embedding weights
 def test_short_clip_is_padded_to_one_window(model: SpeechEmbeddingModel, sessions: dict[str, Any]) -> None:
     clip = _chirp(0.5)
     padded = np.pad(clip, (0, MIN_SAMPLES - clip.size))[None] * INT16_SCALE
@@ -128,6 +132,7 @@ def test_short_clip_is_padded_to_one_window(model: SpeechEmbeddingModel, session
     _assert_close("pipeline/short", mine[0], ref)
 
 
+@pytest.mark.slow  # the real speech_embedding weights
 def test_batch_rows_are_independent(model: SpeechEmbeddingModel, sessions: dict[str, Any]) -> None:
     """top_db is taken per clip, so a loud clip beside a quiet one changes nothing (the ONNX graph, run batched,
     takes it over the whole batch, which is why livekit runs it one clip at a time)."""
@@ -141,6 +146,7 @@ def test_batch_rows_are_independent(model: SpeechEmbeddingModel, sessions: dict[
     assert np.abs(batched_graph[1] - _ort_mel(sessions, batch[1:] * INT16_SCALE)[0]).max() > 0.1
 
 
+@pytest.mark.slow  # the real speech_embedding weights
 def test_gradients_reach_every_weight_in_train_mode(model: SpeechEmbeddingModel) -> None:
     net = copy.deepcopy(model).train()
     audio = torch.from_numpy(np.stack([_chirp(1.0), _noise(1.0)])).requires_grad_(True)

