@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -143,3 +144,15 @@ def test_validation_holds_out_whole_groups_when_items_have_groups():
     assert val is not None and len(train) + len(val) == n
     assert not set(train.groups) & set(val.groups)  # no voice on both sides
     assert set(val.labels) == {"0", "1", "2"}
+
+
+def test_in_memory_items_load_as_the_api_loads_them():
+    """Lists and arrays go to `from_arrays` (through `headstart.runs`), not to a path loader: unlabelled items
+    are one clear error about labels."""
+    from headstart.errors import DataError
+    from headstart.finetuning import finetune, lr_find
+
+    items = [np.zeros((8, 8), dtype=np.uint8)] * 20
+    for run in (finetune, lr_find):
+        with pytest.raises(DataError, match="no labels"):
+            run(items, progress=False)
