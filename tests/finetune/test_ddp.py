@@ -1,5 +1,6 @@
-"""A 2-process CPU DDP fit (gloo), launched the way a user launches it: `headstart fit --devices 2 --fabric-strategy
-ddp`, which Fabric re-runs as a second process; with gradient accumulation (gradients synchronised once per step)."""
+"""A 2-process CPU DDP fit (gloo), launched the way a user launches it: `headstart fit --devices 2
+--distributed-strategy ddp`, which Fabric re-runs as a second process; with gradient accumulation (gradients
+synchronised once per step)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def test_two_process_ddp_fit_saves_one_consistent_bundle(digits_folder, tmp_path
         str(Path(sys.executable).parent / "headstart"), "fit", digits_folder, "--out", str(out),
         "--backbone", TINY_CNN, "--strategy", "finetune", "--epochs", "3", "--lr", "0.03", "--val-size", "0.25",
         "--batch-size", "4", "--accumulate", "2", "--no-baseline", "--format", "json",
-        "--devices", "2", "--distributed-strategy", "ddp", "--set", "accelerator=cpu", "--set", "num_workers=0",
+        "--devices", "2", "--distributed-strategy", "ddp", "--accelerator", "cpu", "--set", "num_workers=0",
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
