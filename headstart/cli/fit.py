@@ -113,6 +113,9 @@ def fit(
     chosen = {n: values.get(n, ctx.params[n]) for n in o.given(ctx, *tuning) if n not in o.DISTRIBUTED}
     if o.given(ctx, *o.DISTRIBUTED):
         chosen.update(o.distributed(devices, accelerator, precision, num_nodes, distributed_strategy))
+    named = {o.API_NAMES.get(n, n): n for n in o.given(ctx, *tuning)}
+    o.refuse([named[k] for k in extra if k in named], "given twice: on its own and in --set")
+    options = {**chosen, **extra}  # --set accelerator=cpu with --devices 2: the accelerator --set names
     loader = o.DataOptions(text_column, tuple(label_column or ()), strict)
     ds = loader.load(data)
     test_ds = loader.load(test, modality=ds.modality) if test else None
@@ -134,8 +137,7 @@ def fit(
         batch_size=batch_size,
         progress=fmt.value == "table",
         strategy=strategy.value,
-        **chosen,
-        **extra,
+        **options,
     )
     if model.report.get("global_rank", 0) != 0:  # another process of a distributed run: rank 0 reports
         return None

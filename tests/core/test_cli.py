@@ -199,6 +199,10 @@ def _installed(*args: str) -> subprocess.CompletedProcess:
         ((["lr-find", "samples:digits", "--strategy", "probe"]), "--strategy probe trains no backbone"),
         ((["rank", "samples:digits", "-b", "x", "--label-column", "a", "--label-column", "b"]), "one --label-column"),
         ((["embed", "samples:digits", "-o", "x.npy", "--label-column", "a"]), "No such option: --label-column"),
+        (
+            (["fit", "samples:digits", "-o", "x", "--strategy", "finetune", "--epochs", "2", "--set", "epochs=3"]),
+            "--epochs given twice",
+        ),
     ],
 )
 def test_usage_errors_are_one_line_and_exit_2_through_the_entry_point(args, words) -> None:
