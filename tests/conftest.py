@@ -80,6 +80,12 @@ def make_texts(n: int, seed: int = 0) -> tuple[list[str], list[str]]:
     return texts, labels
 
 
+def noise_images(n: int, shape: tuple[int, ...] = (20, 24, 3), seed: int = 0) -> list[np.ndarray]:
+    """`n` uint8 images of random pixels (grey for a 2-D `shape`): cheap, distinct inputs for image backbones."""
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, shape, dtype=np.uint8) for _ in range(n)]
+
+
 def digit_images(per_class: int, seed: int | None = None) -> tuple[list[np.ndarray], list[str]]:
     """scikit-learn's 8x8 digits as uint8 images with string labels, `per_class` of each digit: the first ones of
     each class, or (with `seed`) a random draw."""

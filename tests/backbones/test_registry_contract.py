@@ -27,7 +27,7 @@ import torch
 from headstart.backbones import SOURCES, Backbone, BackboneSpec, create_backbone, list_backbones
 from headstart.errors import BackboneError
 from headstart.features import extract_features
-from tests.conftest import tone
+from tests.conftest import noise_images, tone
 
 
 @dataclass(frozen=True)
@@ -93,8 +93,8 @@ def items_for(modality: str) -> list[Any]:
     rng = np.random.default_rng(0)
     if modality == "image":
         return [
-            rng.integers(0, 256, (20, 24, 3), dtype=np.uint8),
-            rng.integers(0, 256, (8, 8), dtype=np.uint8),
+            *noise_images(1),
+            *noise_images(1, (8, 8), seed=1),
             np.tile(np.linspace(0, 255, 30, dtype=np.uint8), (30, 1)),
         ]
     if modality == "text":

@@ -7,6 +7,7 @@ import pytest
 
 from headstart.backbones import create_backbone
 from headstart.features import FeatureCache, extract_features
+from tests.conftest import noise_images
 
 
 class CountingBackbone:
@@ -25,8 +26,7 @@ class CountingBackbone:
 
 
 def images(n: int, seed: int) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return [rng.integers(0, 256, (12, 12), dtype=np.uint8) for _ in range(n)]
+    return noise_images(n, (12, 12), seed)
 
 
 def test_second_run_reads_everything_from_cache(tmp_path) -> None:

@@ -17,7 +17,7 @@ from headstart.backbones.base import Backbone
 from headstart.data import from_arrays
 from headstart.errors import BackboneError
 from headstart.features import extract_features
-from tests.conftest import make_texts
+from tests.conftest import make_texts, noise_images
 
 
 @pytest.fixture
@@ -112,8 +112,7 @@ def test_efficientnet_lite0_is_described_without_timm_or_weights(cache, monkeypa
     created = []
     real = timm.create_model
     monkeypatch.setattr(timm, "create_model", lambda *a, **k: created.append(a) or real(*a, **k))
-    rng = np.random.default_rng(0)
-    images = [rng.integers(0, 256, (20, 24, 3), dtype=np.uint8) for _ in range(3)]
+    images = noise_images(3)
 
     cold = create_backbone("headstart:efficientnet-lite0")
     assert not cold.built and cold.embed_dim == 1280 and cold.has_source_classifier
@@ -134,8 +133,7 @@ def test_timm_and_hf_are_described_without_building(cache, tiny_bert_dir) -> Non
     hf_bb = create_backbone(f"hf:{tiny_bert_dir}")
     assert not timm_bb.built and not hf_bb.built and hf_bb.embed_dim == 32
     assert hf_bb.preprocessing["max_length"] == 128
-    rng = np.random.default_rng(0)
-    images = [rng.integers(0, 256, (20, 24, 3), dtype=np.uint8) for _ in range(2)]
+    images = noise_images(2)
     with torch.inference_mode():
         lazy = timm_bb.embed(timm_bb.collate([timm_bb.prepare(i) for i in images]))
         tokens = hf_bb.collate(["the market fell"])
