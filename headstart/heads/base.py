@@ -82,6 +82,8 @@ class TorchHead(ClassifierMixin, BaseEstimator):
     kind: str = ""
 
     def fit(self, X: Any, y: Any) -> TorchHead:
+        for name in [a for a in vars(self) if a.endswith("_") and not a.startswith("_")]:
+            delattr(self, name)  # a refit starts clean: nothing of an earlier fit (e.g. its cv_results_) lingers
         x, y = validate_data(self, X, y, dtype=np.float32)  # 2-D, finite, dense, as many rows as labels
         check_classification_targets(y)  # class labels, not a continuous target
         self.classes_, y_idx = np.unique(y, return_inverse=True)
@@ -123,7 +125,7 @@ class TorchHead(ClassifierMixin, BaseEstimator):
 
     def logits(self, X: Any) -> np.ndarray:
         """(items, classes) scores before the softmax, one column per class in `classes_`."""
-        check_is_fitted(self)
+        check_is_fitted(self, "module_")
         x = validate_data(self, X, reset=False, dtype=np.float32)  # and as many features as in `fit`
         with torch.inference_mode():
             return self.module_(torch.as_tensor(x)).numpy()

@@ -171,3 +171,13 @@ def test_mlp_head_chooses_its_size_and_dropout(digits) -> None:
     again = MLPHead.from_state(head.fitted_params(), list(head.classes_), head.state_tensors())
     np.testing.assert_allclose(again.predict_proba(xte), head.predict_proba(xte), atol=1e-6)
     assert head.score(xte, yte) > 0.8
+
+
+def test_a_refit_keeps_nothing_of_the_earlier_fit(digits) -> None:
+    xtr, xte, ytr, _ = digits
+    head = LinearHead(cv=3).fit(xtr[:300], ytr[:300])
+    assert len(head.cv_results_) == 18 and "cross-validation" in head.chosen_["by"]
+    head.set_params(C=1.0, scaling="standard").fit(xtr[:300], ytr[:300])
+    assert not hasattr(head, "cv_results_") and head.chosen_ == {} and (head.C_, head.scaling_) == (1.0, "standard")
+    fresh = LinearHead(C=1.0, scaling="standard", cv=3).fit(xtr[:300], ytr[:300])
+    np.testing.assert_array_equal(head.predict_proba(xte), fresh.predict_proba(xte))
