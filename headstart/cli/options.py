@@ -56,7 +56,7 @@ TEXT_COLUMN = typer.Option(
 LABEL_COLUMN = typer.Option(
     None,
     "--label-column",
-    help="table column holding labels (default: found by common names)",
+    help="table column holding the labels to look at, one (default: the first found by common names)",
     rich_help_panel=DATA_PANEL,
 )
 LABEL_COLUMNS = typer.Option(
