@@ -91,6 +91,7 @@ def rank(
 
 
 def diagnose(
+    ctx: typer.Context,
     data: str = typer.Argument(..., help="samples:NAME, a folder or a table"),
     out: Path = typer.Option(
         None, "--out", "-o", help="folder for report.json, report.md and embedding-map.png (none written without it)"
@@ -101,7 +102,9 @@ def diagnose(
         0.98, "--near-threshold", help="cosine similarity (centred embeddings) from which items are near-duplicates"
     ),
     outlier_z: float = typer.Option(3.5, "--outlier-z", help="robust z-score of kNN distance above which = outlier"),
-    permutations: int = typer.Option(500, "--permutations", help="permutations for the shift tests' p-values"),
+    permutations: int = typer.Option(
+        500, "--permutations", help="--target: permutations for the shift tests' p-values"
+    ),
     seed: int = typer.Option(0, "--seed", help="seed of the default split checked for leakage"),
     test_size: float = typer.Option(0.25, "--test-size", help="the split checked for leakage, as in `headstart fit`"),
     batch_size: int = typer.Option(32, "--batch-size"),
@@ -115,6 +118,7 @@ def diagnose(
     from headstart import api
     from headstart.select.diagnose_report import summary_rows
 
+    o.refuse([] if target else o.given(ctx, "permutations"), "only applies with --target (the shift tests)")
     task = o.one_label_column(label_column, "diagnose")
     loader = o.DataOptions(text_column, tuple(label_column or ()), strict)
     ds = loader.load(data)

@@ -199,6 +199,7 @@ def _installed(*args: str) -> subprocess.CompletedProcess:
         ((["lr-find", "samples:digits", "--strategy", "probe"]), "--strategy probe trains no backbone"),
         ((["rank", "samples:digits", "-b", "x", "--label-column", "a", "--label-column", "b"]), "one --label-column"),
         ((["embed", "samples:digits", "-o", "x.npy", "--label-column", "a"]), "No such option: --label-column"),
+        ((["diagnose", "samples:digits", "--permutations", "10"]), "--permutations only applies with --target"),
         (
             (["fit", "samples:digits", "-o", "x", "--strategy", "finetune", "--epochs", "2", "--set", "epochs=3"]),
             "--epochs given twice",
@@ -263,7 +264,7 @@ def test_text_column_means_the_same_in_every_command(text_table, tiny_st_dir, tm
     code, output = run("rank", text_table, "-b", spec, "--scores", "logme", *columns, "--format", "json")
     assert code == 0, output
     assert json.loads(output)["data"]["task"] == "topic" and any("row 3" in s for s in json.loads(output)["skipped"])
-    code, output = run("diagnose", text_table, "-b", spec, *columns, "--permutations", "10", "--format", "json")
+    code, output = run("diagnose", text_table, "-b", spec, *columns, "--format", "json")
     assert code == 0, output
     assert json.loads(output)["data"]["task"] == "topic" and json.loads(output)["out"] is None  # no --out: no report
     code, output = run("embed", text_table, "-b", spec, "-o", tmp_path / "x.npy", "--text-column", "nope")
@@ -293,7 +294,7 @@ def bad_folder(image_folder, tmp_path_factory) -> Path:
         ["predict", "{model}", "{data}"],
         ["evaluate", "{model}", "{data}"],
         ["rank", "{data}", "-b", "headstart:tiny-cnn", "--scores", "logme"],
-        ["diagnose", "{data}", "-b", "headstart:tiny-cnn", "--permutations", "10"],
+        ["diagnose", "{data}", "-b", "headstart:tiny-cnn"],
         ["pretrain", "{data}", "-m", "autoencoder", "-o", "{tmp}/ae", "--epochs", "1"],
     ],
     ids=lambda c: c[0],
