@@ -136,13 +136,14 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--max-items", type=int, default=3000)
     parser.add_argument("--append", action="store_true", help="add to the rows already in the results file")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="the results file (JSON)")
     args = parser.parse_args()
-    rows = json.loads(RESULTS.read_text())["rows"] if args.append and RESULTS.exists() else []
+    rows = json.loads(args.out.read_text())["rows"] if args.append and args.out.exists() else []
     for name in args.sets.split(","):
         redone = set(args.budgets.split(","))
         rows = [r for r in rows if not (r["set"] == name and r["budget"] in redone)] + run_set(name, args)
-        RESULTS.parent.mkdir(exist_ok=True)
-        RESULTS.write_text(json.dumps({"rows": rows, "table": table(rows)}, indent=2))
+        args.out.parent.mkdir(exist_ok=True)
+        args.out.write_text(json.dumps({"rows": rows, "table": table(rows)}, indent=2))
     print(table(rows))
 
 
