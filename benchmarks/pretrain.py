@@ -30,8 +30,8 @@ RESULTS = Path(__file__).parent / "results"
 # name -> pretrain() keyword arguments (the tuned settings)
 METHODS: dict[str, dict[str, Any]] = {
     "autoencoder (dense, classic)": dict(method="autoencoder"),
-    "autoencoder (denoising)": dict(method="autoencoder", options={"variant": "denoising"}),
-    "autoencoder (conv)": dict(method="autoencoder", options={"variant": "conv"}, epochs=50, batch_size=64),
+    "autoencoder (denoising)": dict(method="autoencoder", variant="denoising"),
+    "autoencoder (conv)": dict(method="autoencoder", variant="conv", epochs=50, batch_size=64),
     "gan (DCGAN, 16 px)": dict(method="gan", epochs=15),
     "contrastive (SimCLR, CNN 16 px)": dict(method="contrastive", epochs=20),
 }

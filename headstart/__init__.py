@@ -13,7 +13,17 @@ __version__ = "0.1.0"
 # public name -> module that defines it; each module is imported on first use
 _EXPORTS = {
     **dict.fromkeys(
-        ("fit", "predict", "predict_rows", "evaluate", "embed", "load", "list_backbones", "load_dataset", "default_backbone"),
+        (
+            "fit",
+            "predict",
+            "predict_rows",
+            "evaluate",
+            "embed",
+            "load",
+            "list_backbones",
+            "load_dataset",
+            "default_backbone",
+        ),
         "headstart.api",
     ),
     "quickstart": "headstart.demo",

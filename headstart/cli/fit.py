@@ -113,8 +113,8 @@ def fit(
     chosen = {n: values.get(n, ctx.params[n]) for n in o.given(ctx, *tuning) if n not in o.DISTRIBUTED}
     if o.given(ctx, *o.DISTRIBUTED):
         chosen.update(o.distributed(devices, accelerator, precision, num_nodes, distributed_strategy))
-    named = {o.API_NAMES.get(n, n): n for n in o.given(ctx, *tuning)}
-    o.refuse([named[k] for k in extra if k in named], "given twice: on its own and in --set")
+    named = set(o.given(ctx, *tuning))
+    o.refuse([k for k in extra if k in named], "given twice: on its own and in --set")
     options = {**chosen, **extra}  # --set accelerator=cpu with --devices 2: the accelerator --set names
     loader = o.DataOptions(text_column, tuple(label_column or ()), strict)
     ds = loader.load(data)

@@ -89,7 +89,6 @@ DISTRIBUTED_STRATEGY = typer.Option(
     rich_help_panel=DISTRIBUTED_PANEL,
 )
 DISTRIBUTED = ("devices", "accelerator", "precision", "num_nodes", "distributed_strategy")
-API_NAMES = {"distributed_strategy": "fabric_strategy"}  # a parameter whose name in the code below differs
 
 BUDGETS = typer.Option("4,16,all", "--budgets", help="labels per class to compare, comma-separated ('all': every one)")
 
@@ -129,7 +128,7 @@ def distributed(devices: str, accelerator: str, precision: str | None, num_nodes
         "accelerator": accelerator,
         "precision": precision,
         "num_nodes": num_nodes,
-        API_NAMES["distributed_strategy"]: strategy,
+        "distributed_strategy": strategy,
     }
 
 

@@ -70,7 +70,7 @@ def pretrain(
         batch_size=batch_size,
         lr=lr,
         seed=seed,
-        options=o.parse_settings(settings),
+        **o.parse_settings(settings),
         resume=resume,
         eval_data=labelled,
         eval_budgets=tuple(eval_budgets),

@@ -103,7 +103,6 @@ def pretrain(
     batch_size: int | None = None,
     lr: float | None = None,
     seed: int = 0,
-    options: dict[str, Any] | None = None,
     resume: bool = False,
     eval_data: Any = None,
     eval_budgets: tuple[int | None, ...] = (4, 10, None),
@@ -111,17 +110,19 @@ def pretrain(
     accelerator: str = "auto",
     devices: int | str = 1,
     num_nodes: int = 1,
-    fabric_strategy: str = "auto",
+    distributed_strategy: str = "auto",
     precision: str | None = None,
     stop_after: int | None = None,
     text_column: str | None = None,
     strict: bool = False,
     progress: bool = True,
+    **options: Any,
 ) -> PretrainResult:
     """Pretrain with `method` (autoencoder, gan, contrastive, masked) on the items of `data` (labels ignored).
 
     `backbone` is the spec to start from (its weights, continued) or whose architecture to train from scratch
-    (`...?init=random`); None takes the method's default. `options` are the method's own (see its `OPTIONS`).
+    (`...?init=random`); None takes the method's default. Other keyword `options` are the method's own (see its
+    `OPTIONS`, e.g. `variant="denoising"` for the autoencoder).
     With `eval_data` (labelled), the items of its test split (`test_size`, `seed`) are removed from the pretraining
     pool, and after training a linear probe compares the new backbone with raw inputs, PCA of the same size and the
     starting backbone at each labels-per-class budget in `eval_budgets` (None = all).
@@ -143,7 +144,7 @@ def pretrain(
         "backbone": backbone,
         "data": {"source": ds.source, "n_items": len(ds), "fingerprint": ds.fingerprint()},
     }
-    fabric = make_fabric(DistributedConfig(accelerator, devices, num_nodes, fabric_strategy, precision))
+    fabric = make_fabric(DistributedConfig(accelerator, devices, num_nodes, distributed_strategy, precision))
     runner = EpochRunner(
         fabric, epochs=settings.epochs, seed=seed, checkpoints=Checkpointer(out / CHECKPOINT_DIR, config, fabric),
         log_dir=out, progress=progress, name="pretraining", batch_size=settings.batch_size,

@@ -19,12 +19,12 @@ def make_fabric(config: DistributedConfig) -> Any:
             accelerator=d.accelerator,
             devices=d.devices,
             num_nodes=d.num_nodes,
-            strategy=d.fabric_strategy,
+            strategy=d.distributed_strategy,
             precision=d.precision,
         )
     except (ValueError, TypeError, RuntimeError) as exc:  # Fabric's checks of the combination, e.g. FSDP on CPU
         given = (f"accelerator={d.accelerator}, devices={d.devices}, num_nodes={d.num_nodes}, "
-                 f"strategy={d.fabric_strategy}, precision={d.precision}")  # fmt: skip
+                 f"strategy={d.distributed_strategy}, precision={d.precision}")  # fmt: skip
         raise TrainingError(f"Lightning Fabric cannot run with {given}: {exc}") from None
     fabric.launch()
     return fabric

@@ -21,5 +21,5 @@ class DistributedConfig:
     accelerator: str = "auto"
     devices: int | str = 1
     num_nodes: int = 1
-    fabric_strategy: str = "auto"  # Fabric's strategy: auto, ddp, ddp_spawn, fsdp, ...
+    distributed_strategy: str = "auto"  # Fabric's strategy: auto, ddp, ddp_spawn, fsdp, ...
     precision: str | None = None  # e.g. 32-true, bf16-mixed, 16-mixed; None: Fabric's default

@@ -13,7 +13,7 @@ from tests.pretrain.pt_helpers import FAST, assert_round_trip
 
 @pytest.mark.parametrize("variant", ["dense", "conv", "denoising"])
 def test_each_variant_trains_saves_and_loads_back(variant, pool, tmp_path):
-    result = pretrain(pool, method="autoencoder", out=tmp_path / variant, options={"variant": variant}, **FAST)
+    result = pretrain(pool, method="autoencoder", out=tmp_path / variant, variant=variant, **FAST)
     x = assert_round_trip(result, pool)
     assert x.shape == (len(pool), 32)  # the 32-unit code
     arch = json.loads((result.out / "headstart.json").read_text())["backbone"]["spec"]
@@ -42,9 +42,7 @@ def test_another_backbone_as_encoder(pool, tmp_path):
 
 
 def test_resume_after_an_interruption_matches_an_uninterrupted_run(pool, tmp_path):
-    common = dict(
-        method="autoencoder", epochs=3, batch_size=32, seed=3, progress=False, options={"variant": "denoising"}
-    )
+    common = dict(method="autoencoder", epochs=3, batch_size=32, seed=3, progress=False, variant="denoising")
     full = pretrain(pool, out=tmp_path / "full", **common)
     stopped = pretrain(pool, out=tmp_path / "cut", stop_after=1, **common)
     assert not stopped.finished and len(stopped.history) == 1
@@ -65,11 +63,11 @@ def test_resume_refuses_other_settings(pool, tmp_path):
 
 def test_bad_options_are_clear(pool, tmp_path):
     with pytest.raises(HeadstartError, match="variant must be one of dense, conv, denoising"):
-        pretrain(pool, method="autoencoder", out=tmp_path / "x", options={"variant": "sparse"}, **FAST)
+        pretrain(pool, method="autoencoder", out=tmp_path / "x", variant="sparse", **FAST)
     with pytest.raises(HeadstartError, match="autoencoder has no option colour"):
-        pretrain(pool, method="autoencoder", out=tmp_path / "x", options={"colour": 1}, **FAST)
+        pretrain(pool, method="autoencoder", out=tmp_path / "x", colour=1, **FAST)
     with pytest.raises(HeadstartError, match="option code must be a int"):
-        pretrain(pool, method="autoencoder", out=tmp_path / "x", options={"code": "big"}, **FAST)
+        pretrain(pool, method="autoencoder", out=tmp_path / "x", code="big", **FAST)
 
 
 def test_a_diverging_run_stops_with_a_clear_error_and_saves_no_backbone(pool, tmp_path):

@@ -32,7 +32,7 @@ def _embed(spec: str, texts: list[str]) -> np.ndarray:
 def test_continued_pretraining_adapts_an_hf_encoder(corpus, tiny_bert_dir, tmp_path):
     spec = f"hf:{tiny_bert_dir}"
     result = pretrain(corpus, method="masked", backbone=spec, out=tmp_path / "mlm", lr=1e-3,
-                      options={"head_steps": 2, "max_length": 32}, **QUICK)  # fmt: skip
+                      **{"head_steps": 2, "max_length": 32}, **QUICK)  # fmt: skip
     assert result.finished and result.spec == f"local:{(tmp_path / 'mlm').resolve()}"
     rows = result.history
     assert len(rows) == 2 and rows[-1]["loss"] < rows[0]["loss"] and rows[0]["samples_per_s"] > 0
@@ -44,7 +44,7 @@ def test_continued_pretraining_adapts_an_hf_encoder(corpus, tiny_bert_dir, tmp_p
 
 def test_continued_pretraining_of_a_sentence_transformer_then_fit(corpus, tiny_st_dir, tmp_path):
     result = pretrain(corpus, method="masked", backbone=f"st:{tiny_st_dir}", out=tmp_path / "st-mlm", lr=1e-3,
-                      options={"head_steps": 1, "max_length": 32}, **QUICK)  # fmt: skip
+                      **{"head_steps": 1, "max_length": 32}, **QUICK)  # fmt: skip
     texts, labels = make_texts(40, seed=5)
     model = hs.fit(from_arrays(texts, labels), backbone=result.spec, baseline=False, progress=False)
     assert model.metrics["label"]["accuracy"] > 0.5
@@ -52,7 +52,7 @@ def test_continued_pretraining_of_a_sentence_transformer_then_fit(corpus, tiny_s
 
 def test_bert_from_scratch_trains_its_own_tokenizer(corpus, tmp_path):
     result = pretrain(corpus, method="masked", out=tmp_path / "scratch", lr=2e-3,
-                      options={"vocab_size": 200, "layers": 1, "hidden": 32, "heads": 2, "max_length": 32},
+                      **{"vocab_size": 200, "layers": 1, "hidden": 32, "heads": 2, "max_length": 32},
                       **QUICK)  # fmt: skip
     folder = tmp_path / "scratch"
     assert (folder / "hf-architecture" / "config.json").is_file()
@@ -68,7 +68,7 @@ def test_bert_from_scratch_trains_its_own_tokenizer(corpus, tmp_path):
 
 def test_interrupted_masked_pretraining_resumes_to_the_same_loss(corpus, tiny_bert_dir, tmp_path):
     options = {"head_steps": 2, "max_length": 32}
-    common = dict(method="masked", backbone=f"hf:{tiny_bert_dir}", lr=1e-3, options=options, epochs=3,
+    common = dict(method="masked", backbone=f"hf:{tiny_bert_dir}", lr=1e-3, **options, epochs=3,
                   batch_size=8, progress=False)  # fmt: skip
     whole = pretrain(corpus, out=tmp_path / "whole", **common)
     part = pretrain(corpus, out=tmp_path / "part", stop_after=1, **common)
@@ -84,4 +84,4 @@ def test_masked_pretraining_refuses_images_and_unknown_options(tiny_bert_dir, tm
         pretrain(images, method="masked", out=tmp_path / "x", progress=False)
     with pytest.raises(HeadstartError, match="no option mask_rate"):
         pretrain(["a b c"] * 20, method="masked", backbone=f"hf:{tiny_bert_dir}", out=tmp_path / "y",
-                 options={"mask_rate": 0.2}, progress=False)  # fmt: skip
+                 **{"mask_rate": 0.2}, progress=False)  # fmt: skip

@@ -91,4 +91,4 @@ def test_an_epoch_reduces_its_logged_means_and_counts_its_items(fabric):
 
 def test_a_device_set_up_fabric_refuses_is_a_training_error():
     with pytest.raises(HeadstartError, match="Lightning Fabric cannot run with"):
-        make_fabric(DistributedConfig(accelerator="cpu", fabric_strategy="fsdp"))
+        make_fabric(DistributedConfig(accelerator="cpu", distributed_strategy="fsdp"))
