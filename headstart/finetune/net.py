@@ -83,7 +83,7 @@ def recalibrate_batchnorm(net: FinetuneNet, forward: Any, batches: Any) -> int:
     return len(layers)
 
 
-def head_params(config: FinetuneConfig) -> dict[str, Any]:
+def head_settings(config: FinetuneConfig) -> dict[str, Any]:
     h = config.head
     if h.head == "mlp":
         return {"hidden": h.hidden, "dropout": 0.5 if h.dropout is None else h.dropout}
@@ -98,7 +98,7 @@ def build_net(
     kind = config.head.head
     heads = []
     for n in n_classes:
-        core = HEADS[kind](**head_params(config))._build(backbone.embed_dim, n)
+        core = HEADS[kind](**head_settings(config))._build(backbone.embed_dim, n)
         last = core if isinstance(core, nn.Linear) else [m for m in core if isinstance(m, nn.Linear)][-1]
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
@@ -169,7 +169,7 @@ def export_heads(net: FinetuneNet, classes: dict[str, list[str]], config: Finetu
         state = {f"1.{k}": v.detach().cpu().clone() for k, v in core.state_dict().items()}
         state["0.mean"] = norm.running_mean.detach().cpu().clone()
         state["0.scale"] = torch.sqrt(norm.running_var.detach().cpu() + norm.eps)
-        out[task] = HEADS[kind].from_state(head_params(config), labels, state)
+        out[task] = HEADS[kind].from_state(head_settings(config), labels, state)
     return out
 
 

@@ -98,7 +98,7 @@ def param_groups(
     With L2-SP, backbone weights decay toward their pretrained values through the loss instead of toward zero.
     """
     s, loop, reg = config.strategy, config.loop, config.regularisation
-    head_params = [(n, p) for n, p in net.named_parameters() if not n.startswith("encoder.") and p.requires_grad]
+    head_weights = [(n, p) for n, p in net.named_parameters() if not n.startswith("encoder.") and p.requires_grad]
     named = dict(encoder.named_parameters())
     groups: list[tuple[float, list[tuple[str, nn.Parameter]]]] = []
     if stage.train_backbone:
@@ -107,21 +107,21 @@ def param_groups(
             base = loop.lr / 2
             rates = [base / s.lr_mult * s.lr_mult ** (i / len(depth)) for i in range(len(depth) + 1)]
             groups += [(rate, [(n, named[n]) for n in g]) for rate, g in zip(rates, depth)]
-            groups.append((rates[-1], head_params))
+            groups.append((rates[-1], head_weights))
         elif s.strategy == "layer-decay":
             top = loop.lr * s.backbone_lr_mult
             groups += [
                 (top * s.layer_decay ** (len(depth) - 1 - i), [(n, named[n]) for n in g]) for i, g in enumerate(depth)
             ]
-            groups.append((loop.lr, head_params))
+            groups.append((loop.lr, head_weights))
         else:
             groups.append((loop.lr * s.backbone_lr_mult, [(n, named[n]) for g in depth for n in g]))
-            groups.append((loop.lr, head_params))
+            groups.append((loop.lr, head_weights))
     else:
-        groups.append((loop.lr, head_params))
+        groups.append((loop.lr, head_weights))
     out = []
     for rate, params in groups:
-        in_backbone = params is not head_params
+        in_backbone = params is not head_weights
         decay = 0.0 if (in_backbone and reg.l2sp > 0) else reg.weight_decay
         plain = [p for n, p in params if p.ndim <= 1]
         weights = [p for n, p in params if p.ndim > 1]

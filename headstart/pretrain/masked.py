@@ -73,9 +73,9 @@ def train(job: PretrainJob) -> Pretrained:
     notes.append(f"{len(texts)} texts -> {len(windows)} windows of up to {o['max_length']} tokens")
 
     encoder_ids = {id(p) for p in encoder_params}
-    head_params = [p for p in mlm.parameters() if id(p) not in encoder_ids]
+    head_weights = [p for p in mlm.parameters() if id(p) not in encoder_ids]
     optimizer = torch.optim.AdamW(
-        [{"params": encoder_params, "name": "encoder"}, {"params": head_params, "name": "head"}],
+        [{"params": encoder_params, "name": "encoder"}, {"params": head_weights, "name": "head"}],
         lr=s.lr,
         weight_decay=float(o["weight_decay"]),
     )
