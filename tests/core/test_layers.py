@@ -28,6 +28,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("model",),  # TransferModel: a fitted backbone + heads
     ("runs",),  # the front door of a run and its finish
     ("probe", "finetuning", "lr_find", "autofit"),  # recipes
+    ("export", "runtime"),  # ONNX export, parity gate, quantisation; prediction with onnxruntime, no torch
+    ("serve",),  # the HTTP service, micro-batching, metrics, the web page
     ("api",),  # the Python facade
     ("demo",),  # the quick start, on the facade
     ("cli",),  # the command line
