@@ -249,11 +249,12 @@ def predict_rows(model: TransferModel | str | Path, inputs: Any, *, top_k: int =
     return model.predict_rows(inputs, top_k=top_k)
 
 
-def load(path: str | Path) -> TransferModel:
-    """A model saved by `fit(..., out=...)` or `model.save(...)`."""
+def load(path: str | Path, *, trust_local_paths: bool = False) -> TransferModel:
+    """A model saved by `fit(..., out=...)` or `model.save(...)`, checked as a folder from anyone would be: manifest
+    schema, weight hashes, no pickle, no path out of the folder unless `trust_local_paths`."""
     from headstart.model import load_model
 
-    return load_model(path)
+    return load_model(path, trust_local_paths=trust_local_paths)
 
 
 def list_backbones() -> list[dict[str, Any]]:

@@ -18,12 +18,48 @@ from typing import Any
 from headstart.errors import BundleError
 
 FORMAT = "headstart-bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the manifest lists its weight files with their SHA-256 (`files`), checked on load
 BACKBONE_FORMAT = "headstart-backbone"  # a pretrained backbone folder (no heads)
 MANIFEST = "headstart.json"
 HEAD_WEIGHTS = "heads.safetensors"
 BACKBONE_WEIGHTS = "backbone.safetensors"  # only when the backbone itself was trained (fine-tuning, pretraining)
+BACKBONE_DIR = "backbone"  # a `local:` backbone the model was fitted on, copied in so the folder stands alone
 OWN_FILES = (MANIFEST, HEAD_WEIGHTS, BACKBONE_WEIGHTS)
+
+_NAME = {"type": "string", "pattern": r"^[A-Za-z0-9_.-]+$", "not": {"enum": [".", ".."]}}  # a file in the folder
+SCHEMA: dict[str, Any] = {  # a model bundle's manifest; extra keys are allowed (newer writers may add some)
+    "type": "object",
+    "required": ["format", "backbone", "tasks"],
+    "properties": {
+        "format": {"const": FORMAT},
+        "format_version": {"type": "integer", "minimum": 1},
+        "backbone": {
+            "type": "object",
+            "required": ["spec"],
+            "properties": {"spec": {"type": "string", "minLength": 1}, "weights": {"anyOf": [_NAME, {"type": "null"}]}},
+        },
+        "tasks": {
+            "type": "object",
+            "minProperties": 1,
+            "additionalProperties": {
+                "type": "object",
+                "required": ["head", "classes"],
+                "properties": {
+                    "head": {"type": "string"},
+                    "classes": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+                    "params": {"type": "object"},
+                },
+            },
+        },
+        "metrics": {"type": "object"},
+        "data": {"type": "object"},
+        "files": {
+            "type": "object",
+            "propertyNames": _NAME,
+            "additionalProperties": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
+        },
+    },
+}
 
 LIBRARIES = (
     "headstart",
@@ -84,8 +120,39 @@ def write_folder(
             save_model(backbone_module, str(tmp / BACKBONE_WEIGHTS))
         if more is not None:
             more(tmp)
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=jsonable))
+        hashes = {name: file_hash(tmp / name) for name in (HEAD_WEIGHTS, BACKBONE_WEIGHTS) if (tmp / name).is_file()}
+        (tmp / MANIFEST).write_text(json.dumps({**manifest, "files": hashes}, indent=2, default=jsonable))
     return path
+
+
+def file_hash(path: Path) -> str:
+    """`sha256:<hex>` of a file's bytes, read in chunks."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return f"sha256:{digest.hexdigest()}"
+
+
+def check_files(path: Path, manifest: dict[str, Any]) -> None:
+    """Every weight file the manifest lists has the bytes it had when saved (a bundle of format 1 lists none)."""
+    for name, expected in (manifest.get("files") or {}).items():
+        file = path / name
+        if not file.is_file():
+            raise BundleError(f"{path}: {name} is missing (the manifest lists it)")
+        if file_hash(file) != expected:
+            raise BundleError(f"{file}: its SHA-256 is not the one in {MANIFEST}: the file changed after saving")
+    if manifest.get("format_version", 1) >= 2:
+        for name in (HEAD_WEIGHTS, BACKBONE_WEIGHTS):
+            if (path / name).is_file() and name not in (manifest.get("files") or {}):
+                raise BundleError(f"{path / MANIFEST}: {name} has no hash under 'files'")
+
+
+def inside(folder: Path, target: Path) -> bool:
+    """Whether `target` resolves to a place inside `folder` (symbolic links and `..` followed)."""
+    return target.resolve().is_relative_to(folder.resolve())
 
 
 def read_manifest(path: str | Path, *, error: type[Exception] = BundleError) -> dict[str, Any]:
@@ -116,6 +183,8 @@ def read_bundle(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     manifest = read_manifest(path)
     if manifest.get("format") != FORMAT:
         raise BundleError(f"{path / MANIFEST}: not a headstart model bundle (format {manifest.get('format')!r})")
+    check_schema(path / MANIFEST, manifest)
+    check_files(path, manifest)
     try:
         tensors = load_file(str(path / HEAD_WEIGHTS))
     except FileNotFoundError:
@@ -123,6 +192,16 @@ def read_bundle(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     except (SafetensorError, OSError) as exc:
         raise BundleError(f"{path / HEAD_WEIGHTS}: unreadable ({exc})") from None
     return manifest, tensors
+
+
+def check_schema(file: Path, manifest: dict[str, Any]) -> None:
+    """The manifest against SCHEMA; the first problem named by its place in the file."""
+    from jsonschema import Draft202012Validator
+
+    errors = sorted(Draft202012Validator(SCHEMA).iter_errors(manifest), key=lambda e: list(e.absolute_path))
+    if errors:
+        where = "/".join(str(p) for p in errors[0].absolute_path) or "the top level"
+        raise BundleError(f"{file}: {where}: {errors[0].message}")
 
 
 def jsonable(value: Any) -> Any:

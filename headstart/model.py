@@ -107,8 +107,15 @@ class TransferModel:
             "data": self.data_info,
             "versions": bundle.library_versions(),
         }
+        spec = manifest["backbone"]["spec"]
+        copy = None
+        if spec.startswith("local:") and not spec.startswith("local:./"):  # a folder outside: it travels inside
+            manifest["backbone"]["spec"] = f"local:./{bundle.BACKBONE_DIR}"
+            copy = _copy_backbone_folder(Path(spec[len("local:") :]))
         module = self.backbone.module if self.tuned_backbone else None
-        return bundle.write_folder(path, manifest, tensors=tensors, backbone_module=module, extra_files=extra_files)
+        return bundle.write_folder(
+            path, manifest, tensors=tensors, backbone_module=module, extra_files=extra_files, more=copy
+        )
 
     def _backbone_section(self) -> dict[str, Any]:
         """The manifest's backbone section: `spec` names the architecture; `weights` the tuned weights file, if any."""
@@ -120,9 +127,63 @@ class TransferModel:
         return {**info, "spec": self.backbone_info.get("architecture", self.backbone_spec), "weights": BACKBONE_WEIGHTS}
 
 
-def load_model(path: str | Path) -> TransferModel:
+def _copy_backbone_folder(folder: Path) -> Any:
+    """A writer (for `bundle.write_folder`'s `more`) that copies a `local:` backbone folder into the model's
+    `backbone/` subfolder: its manifest, its weights and the subfolders its spec names (`./tokenizer`), nothing else
+    (a pretraining run's checkpoints stay behind). A model folder so saved needs nothing outside itself."""
+    import shutil
+
+    from headstart import bundle
+
+    manifest = bundle.read_manifest(folder)
+    section = manifest.get("backbone") or {}
+    names = [bundle.MANIFEST, section.get("weights") or "", *(manifest.get("files") or {})]
+    inner = str(section.get("spec", ""))
+    subdirs = [inner.split(":", 1)[1][2:].split("?")[0]] if ":./" in inner else []
+
+    def copy(tmp: Path) -> None:
+        target = tmp / bundle.BACKBONE_DIR
+        shutil.rmtree(target, ignore_errors=True)  # a re-save carries the old copy over first
+        target.mkdir()
+        for name in filter(None, names):
+            if (folder / name).is_file() and bundle.inside(folder, folder / name):
+                shutil.copy2(folder / name, target / name)
+        for sub in subdirs:
+            if (folder / sub).is_dir() and bundle.inside(folder, folder / sub):
+                shutil.copytree(folder / sub, target / sub)
+
+    return copy
+
+
+def _contained_spec(path: Path, spec: str, *, trust_local_paths: bool) -> str:
+    """A `local:` spec read from the manifest of the model folder `path`: `local:./x` must stay inside the folder;
+    any other folder is followed only when the caller trusts the model (`trust_local_paths=True`)."""
+    from headstart.bundle import MANIFEST, inside
+    from headstart.errors import BundleError
+
+    if not spec.startswith("local:"):
+        return spec
+    rest = spec[len("local:") :]
+    if rest.startswith("./"):
+        target = path / rest[2:]
+        if not inside(path, target):
+            raise BundleError(f"{path / MANIFEST}: backbone spec {spec!r} leads out of the model folder; refused")
+        return f"local:{target.resolve()}"
+    if not trust_local_paths:
+        raise BundleError(
+            f"{path / MANIFEST}: the backbone is the folder {rest}, outside the model folder; refused, since a model "
+            "folder may come from anyone (load it with trust_local_paths=True if you trust it, and save it again to "
+            "copy the backbone in)"
+        )
+    return spec
+
+
+def load_model(path: str | Path, *, trust_local_paths: bool = False) -> TransferModel:
     """A model saved by `TransferModel.save` (or `headstart fit --out`): heads rebuilt from the manifest and
-    safetensors; a fine-tuned backbone is loaded through `local:` from the same folder, on first use."""
+    safetensors; a fine-tuned backbone is loaded through `local:` from the same folder, on first use.
+
+    Safe on a folder from anyone: the manifest is checked against `headstart.bundle.SCHEMA`, every weight file
+    against its SHA-256, nothing is unpickled, and no path leads out of the folder unless `trust_local_paths`."""
     from headstart.bundle import MANIFEST, read_bundle
     from headstart.errors import BundleError
     from headstart.heads import HEADS
@@ -130,7 +191,7 @@ def load_model(path: str | Path) -> TransferModel:
     path = Path(path)
     manifest, tensors = read_bundle(path)
     heads = {}
-    for task, entry in manifest.get("tasks", {}).items():
+    for task, entry in manifest["tasks"].items():
         kind = entry.get("head")
         if kind not in HEADS:
             raise BundleError(f"{path / MANIFEST}: task {task!r} has unknown head {kind!r}")
@@ -139,10 +200,8 @@ def load_model(path: str | Path) -> TransferModel:
             heads[task] = HEADS[kind].from_state(entry.get("params", {}), entry["classes"], state)
         except (KeyError, RuntimeError, TypeError) as exc:
             raise BundleError(f"{path}: weights of task {task!r} do not match its manifest ({exc})") from None
-    backbone = dict(manifest.get("backbone") or {})
-    if "spec" not in backbone:
-        raise BundleError(f"{path / MANIFEST}: no 'backbone' section with a 'spec' field")
-    spec = backbone.pop("spec")
+    backbone = dict(manifest["backbone"])
+    spec = _contained_spec(path, backbone.pop("spec"), trust_local_paths=trust_local_paths)
     tuned = bool(backbone.get("weights"))
     if tuned:  # fine-tuned weights live in this folder: `local:` builds the architecture and loads them
         backbone["architecture"] = spec

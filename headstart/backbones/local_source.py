@@ -28,6 +28,10 @@ def load(spec: BackboneSpec) -> Backbone:
     base_spec = BackboneSpec.parse(section["spec"])
     if base_spec.name.startswith("./"):  # an architecture saved inside the folder (e.g. a tokenizer and config)
         base_spec = BackboneSpec(base_spec.prefix, str(folder / base_spec.name[2:]), base_spec.options)
+        _inside(folder, Path(base_spec.name))
+    if weights is not None:
+        _inside(folder, weights)
+        _check_hashes(folder, manifest)
     if weights is not None:
         base_spec = BackboneSpec(base_spec.prefix, base_spec.name, {**base_spec.options, "init": "random"})
     backbone = create_backbone(str(base_spec))
@@ -39,6 +43,23 @@ def load(spec: BackboneSpec) -> Backbone:
         restore_preprocessing(backbone, section.get("preprocessing"))
     backbone.spec = f"local:{folder.resolve()}"
     return backbone
+
+
+def _inside(folder: Path, target: Path) -> None:
+    from headstart.bundle import inside
+
+    if not inside(folder, target):
+        raise BackboneError(f"{folder / MANIFEST}: {target} is outside the folder; refused")
+
+
+def _check_hashes(folder: Path, manifest: dict[str, Any]) -> None:
+    from headstart.bundle import check_files
+    from headstart.errors import BundleError
+
+    try:
+        check_files(folder, manifest)
+    except BundleError as exc:
+        raise BackboneError(str(exc)) from None
 
 
 def _load_weights(module: Any, weights: Path) -> None:

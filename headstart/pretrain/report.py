@@ -22,7 +22,7 @@ def save_run(out: Path, result: Pretrained, config: dict[str, Any], outcome: Any
     from safetensors.torch import save_model
 
     from headstart.backbones.local_source import backbone_section
-    from headstart.bundle import BACKBONE_FORMAT, BACKBONE_WEIGHTS, MANIFEST, library_versions
+    from headstart.bundle import BACKBONE_FORMAT, BACKBONE_WEIGHTS, MANIFEST, file_hash, library_versions
     from headstart.paths import atomic_dir
 
     history = result.history
@@ -59,6 +59,7 @@ def save_run(out: Path, result: Pretrained, config: dict[str, Any], outcome: Any
             elif name not in (MANIFEST, BACKBONE_WEIGHTS):
                 shutil.copy2(src, tmp / name)
         save_model(result.backbone.module.cpu(), str(tmp / BACKBONE_WEIGHTS))
+        manifest["files"] = {BACKBONE_WEIGHTS: file_hash(tmp / BACKBONE_WEIGHTS)}  # checked when loaded as local:
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
         _history_csv(history, tmp / HISTORY_CSV)
         loss_curve_png(history, tmp / CURVE_PNG, f"{outcome.method} pretraining on {ds.source}")

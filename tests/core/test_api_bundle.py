@@ -136,8 +136,67 @@ def test_broken_bundles_give_clear_errors(tmp_path, digits_model) -> None:
     broken.mkdir()
     (broken / "headstart.json").write_text((out / "headstart.json").read_text())
     (broken / "heads.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(BundleError, match="heads.safetensors: its SHA-256 is not the one in headstart.json"):
+        hs.load(broken)
+    manifest = json.loads((out / "headstart.json").read_text())
+    old = {k: v for k, v in manifest.items() if k != "files"} | {"format_version": 1}  # before weights had hashes
+    (broken / "headstart.json").write_text(json.dumps(old))
     with pytest.raises(BundleError, match="heads.safetensors: unreadable"):
         hs.load(broken)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda m: m.pop("tasks"), "the top level: 'tasks' is a required property"),
+        (lambda m: m["tasks"]["label"].update(classes=[]), "tasks/label/classes: .* should be non-empty"),
+        (lambda m: m["backbone"].update(weights="../../secret.safetensors"), "backbone/weights: '../../secret"),
+        (lambda m: m["files"].update({"heads.safetensors": "md5:0"}), "files/heads.safetensors: 'md5:0' does not"),
+    ],
+)
+def test_a_manifest_from_anyone_is_checked_field_by_field(tmp_path, digits_model, change, message) -> None:
+    import shutil
+
+    _, out = digits_model
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    manifest = json.loads((copy / "headstart.json").read_text())
+    change(manifest)
+    (copy / "headstart.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match=message):
+        hs.load(copy)
+
+
+def test_no_backbone_path_leads_out_of_the_model_folder(tmp_path, digits_model, digits_small) -> None:
+    """`local:../..` is refused; a model fitted on a `local:` backbone carries a copy, so it loads and predicts
+    with the original folder gone; an outside folder is followed only when trusted."""
+    import shutil
+
+    _, out = digits_model
+    evil = tmp_path / "evil"
+    shutil.copytree(out, evil)
+    manifest = json.loads((evil / "headstart.json").read_text())
+    manifest["backbone"]["spec"] = "local:./../../../../etc"
+    (evil / "headstart.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="leads out of the model folder"):
+        hs.load(evil)
+
+    source = tmp_path / "pretrained"
+    shutil.copytree(out, source)
+    images, labels = digits_small
+    model = hs.fit(from_arrays(images, labels), backbone=f"local:{source}", out=tmp_path / "m", progress=False)
+    expected = model.predict(list(images[:5]))
+    shutil.rmtree(source)
+    saved = json.loads((tmp_path / "m" / "headstart.json").read_text())
+    assert saved["backbone"]["spec"] == "local:./backbone"
+    assert (tmp_path / "m" / "backbone" / "headstart.json").is_file()
+    assert hs.load(tmp_path / "m").predict(list(images[:5])) == expected
+
+    manifest["backbone"]["spec"] = f"local:{out}"  # an absolute folder elsewhere, as old bundles had
+    (evil / "headstart.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="outside the model folder; refused"):
+        hs.load(evil)
+    assert hs.load(evil, trust_local_paths=True).predict(list(images[:2])) == hs.load(out).predict(list(images[:2]))
 
 
 def test_local_backbone_from_a_bundle(digits_model, digits_small) -> None:
