@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from headstart.cli import finetune, fit, info, pretrain, select
+from headstart.cli import finetune, fit, info, pretrain, select, serve
 from headstart.cli.output import err, error_line
 
 app = typer.Typer(
@@ -32,6 +32,7 @@ COMMANDS = {
     "pretrain": pretrain.pretrain,
     "backbones": info.backbones,
     "quickstart": info.quickstart,
+    "serve": serve.serve,
 }
 for _name, _command in COMMANDS.items():
     app.command(_name)(_command)
