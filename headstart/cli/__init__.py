@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from headstart.cli import finetune, fit, info, pretrain, select, serve
+from headstart.cli import export, finetune, fit, info, pretrain, select, serve
 from headstart.cli.output import err, error_line
 
 app = typer.Typer(
@@ -26,6 +26,7 @@ COMMANDS = {
     "predict": fit.predict,
     "evaluate": fit.evaluate,
     "embed": fit.embed,
+    "export": export.export,
     "lr-find": finetune.lr_find,
     "rank": select.rank,
     "diagnose": select.diagnose,

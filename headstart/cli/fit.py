@@ -161,14 +161,15 @@ def predict(
     text_column: str = o.TEXT_COLUMN,
     strict: bool = o.STRICT,
     fmt: o.Format = o.FORMAT,
+    runtime: o.Runtime = o.RUNTIME,
 ) -> None:
-    """Predict labels for new inputs with a saved model."""
+    """Predict labels for new inputs with a saved model (or, with --runtime onnx, an exported one)."""
     from headstart import api
     from headstart.model import as_dataset
 
     if top_k < 1:
         raise typer.BadParameter(f"{top_k} is not a positive number", param_hint="--top-k")
-    model = api.load(model_dir)
+    model = api.load(model_dir) if runtime.value == "torch" else _exported(model_dir)
     if len(inputs) == 1 and _is_source(inputs[0]):
         ds = o.DataOptions(text_column, (), strict).load(inputs[0], modality=model.modality, labels=False)
     else:
@@ -179,7 +180,10 @@ def predict(
 
             finish(ds, strict=True)
     show_skipped(ds.issues, "table")  # on stderr in both formats: the JSON payload is a list of rows
-    rows = api.predict_rows(model, ds, top_k=top_k)
+    if runtime.value == "onnx":
+        rows = model.predict_rows(ds.items, top_k=top_k, where=ds.where)
+    else:
+        rows = api.predict_rows(model, ds, top_k=top_k)
     if fmt.value == "json":
         return emit(rows)
     table = Table(title=f"predictions of {model_dir}")
@@ -204,14 +208,19 @@ def evaluate(
     label_column: list[str] = o.LABEL_COLUMNS,
     strict: bool = o.STRICT,
     fmt: o.Format = o.FORMAT,
+    runtime: o.Runtime = o.RUNTIME,
 ) -> None:
     """Evaluate a saved model on labelled data: accuracy, macro-F1, per-class precision/recall, confusion matrix."""
     from headstart import api
 
-    model = api.load(model_dir)
+    model = api.load(model_dir) if runtime.value == "torch" else _exported(model_dir)
     ds = o.DataOptions(text_column, tuple(label_column or ()), strict).load(data, modality=model.modality)
     show_skipped(ds.issues, fmt)
-    report = api.evaluate(model, ds, out=out, progress=fmt.value == "table", noise_snr=noise_snr)
+    if runtime.value == "onnx":
+        o.refuse(["noise_snr"] if noise_snr is not None else [], "applies to --runtime torch")
+        report = _evaluate_exported(model, ds, out)
+    else:
+        report = api.evaluate(model, ds, out=out, progress=fmt.value == "table", noise_snr=noise_snr)
     if fmt.value == "json":
         return emit(report)
     console.print(metrics_table(report))
@@ -235,21 +244,89 @@ def embed(
     text_column: str = o.TEXT_COLUMN,
     strict: bool = o.STRICT,
     fmt: o.Format = o.FORMAT,
+    runtime: o.Runtime = typer.Option(
+        "torch", "--runtime", help="onnx: --backbone names an export folder (headstart export), run with onnxruntime"
+    ),
 ) -> None:
     """Extract features (f_feat(x) = f_enc(x)) of every item into a .npy file, through the cache."""
     from headstart import api
 
     if out.suffix != ".npy":
         raise typer.BadParameter(f"{out}: the output must be a .npy file", param_hint="--out")
-    ds = o.DataOptions(text_column, (), strict).load(data, labels=False)
+    if runtime.value == "onnx" and not backbone:
+        raise o.NotApplicable("--runtime onnx needs --backbone EXPORT_DIR, the folder `headstart export` wrote")
+    exported = _exported(Path(backbone)) if runtime.value == "onnx" else None
+    modality = exported.modality if exported is not None else None
+    ds = o.DataOptions(text_column, (), strict).load(data, modality=modality, labels=False)
     show_skipped(ds.issues, fmt)
-    x = api.embed(ds, backbone=backbone, out=out, batch_size=batch_size, cache=cache, progress=fmt.value == "table")
+    if exported is not None:
+        o.refuse(["cache"] if not cache else [], "applies to --runtime torch")
+        x = _embed_exported(exported, ds, out, batch_size)
+    else:
+        x = api.embed(ds, backbone=backbone, out=out, batch_size=batch_size, cache=cache, progress=fmt.value == "table")
     ids = api.ids_path(out)
     if fmt.value == "json":
         payload = {"out": str(out), "ids": str(ids), "shape": list(x.shape), "dtype": str(x.dtype)}
         return emit({**payload, "skipped": skipped(ds.issues)})
     console.print(f"wrote {x.shape[0]} x {x.shape[1]} float32 features to [bold]{out}[/bold], the item of each row to "
                   f"[bold]{ids}[/bold]")  # fmt: skip
+
+
+def _exported(path: Path) -> Any:
+    """An export folder loaded into ONNX Runtime (`--runtime onnx`)."""
+    from headstart.runtime import load_export
+
+    return load_export(path)
+
+
+def _evaluate_exported(model: Any, ds: Any, out: Path | None) -> dict[str, Any]:
+    """`evaluate --runtime onnx`: the same metrics, from the exported graph's probabilities."""
+    from headstart.errors import DataError
+    from headstart.evaluation import classification_metrics
+    from headstart.runs import write_outputs
+
+    missing = [t for t in model.tasks if t not in ds.targets]
+    if missing:
+        raise DataError(f"{ds.source} has no label column {missing[0]!r}, which the model predicts; it has: "
+                        f"{', '.join(ds.tasks) or 'no labels'}")  # fmt: skip
+    from headstart.runtime import probabilities_output
+
+    outputs = model.run(ds.items)
+    metrics = {}
+    for task in model.tasks:
+        classes = model.classes(task)
+        predicted = [classes[i] for i in outputs[probabilities_output(task)].argmax(1)]
+        extra = sorted(set(ds.targets[task]) - set(classes))
+        metrics[task] = classification_metrics(ds.targets[task], predicted, classes + extra)
+    report = {
+        "title": f"evaluate (onnx): {ds.source}",
+        "backbone": model.card()["backbone"].get("spec"),
+        "runtime": "onnx",
+        "model": str(model.path),
+        "data": ds.source,
+        "fingerprint": ds.fingerprint(),
+        "tasks": metrics,
+        "skipped": [str(i) for i in ds.issues],
+    }
+    if out is not None:
+        write_outputs(Path(out), report, metrics)
+    return report
+
+
+def _embed_exported(model: Any, ds: Any, out: Path, batch_size: int) -> Any:
+    """`embed --runtime onnx`: the exported graph's features, written as `api.embed` writes them."""
+    import numpy as np
+
+    from headstart import api
+    from headstart.paths import atomic_file
+
+    model.batch_size = batch_size
+    x = model.embed(ds.items).astype(np.float32)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(out, "wb") as f:
+        np.save(f, x)
+    api._write_ids(api.ids_path(out), ds.where)
+    return x
 
 
 def leaderboard_table(report: dict[str, Any]) -> Table:

@@ -46,6 +46,12 @@ DISTRIBUTED_PANEL = "Distributed (Lightning Fabric)"
 
 FORMAT = typer.Option("table", "--format", help="table for people, json for machines")
 
+# Which runtime runs a model: PyTorch on a saved model folder, or ONNX Runtime on an export folder (no torch).
+Runtime = _choices("Runtime", ("torch", "onnx"))
+RUNTIME = typer.Option(
+    "torch", "--runtime", help="torch: MODEL is a folder saved by fit; onnx: an export folder (headstart export)"
+)
+
 # The data group.
 TEXT_COLUMN = typer.Option(
     None,

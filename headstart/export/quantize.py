@@ -1,0 +1,76 @@
+"""Int8 with ONNX Runtime's quantisation tools.
+
+- dynamic (transformers): weights of the MatMul layers int8 per channel, activations quantised on the fly; no
+  calibration. Embedding lookups and the heads stay fp32.
+- static (CNNs): QDQ format, weights int8 per channel, activations uint8 with ranges calibrated (min / max) on
+  calibration items.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from headstart.export.errors import ExportError
+
+MODES = ("dynamic", "static")
+
+
+class _Reader:
+    """onnxruntime's CalibrationDataReader protocol over a list of feeds."""
+
+    def __init__(self, feeds: list[dict[str, np.ndarray]]) -> None:
+        self._feeds: Iterator[dict[str, np.ndarray]] = iter(feeds)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._feeds, None)
+
+    def rewind(self) -> None:  # not used by MinMax calibration; part of the protocol
+        pass
+
+
+def quantize(
+    mode: str, fp32: Path, int8: Path, *, calibration: list[dict[str, np.ndarray]] | None = None, external: bool = False
+) -> dict[str, Any]:
+    """Write the int8 model of `fp32` to `int8`; returns the settings used."""
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
+
+    if mode not in MODES:
+        raise ExportError(f"--quantize takes {' or '.join(MODES)}, not {mode!r}")
+    try:
+        if mode == "dynamic":
+            quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True,
+                             op_types_to_quantize=["MatMul"], use_external_data_format=external)  # fmt: skip
+            return {"mode": "dynamic", "weights": "int8 per channel", "ops": ["MatMul"]}
+        if not calibration:
+            raise ExportError("--quantize static needs calibration items: give --calibrate DATA or --check DATA")
+        source = _preprocessed(fp32)
+        quantize_static(str(source), str(int8), _Reader(calibration), quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        use_external_data_format=external)  # fmt: skip
+        return {"mode": "static", "format": "QDQ", "weights": "int8 per channel", "activations": "uint8 (min/max)",
+                "calibration_items": sum(len(next(iter(f.values()))) for f in calibration)}  # fmt: skip
+    except ExportError:
+        raise
+    except Exception as exc:
+        raise ExportError(f"int8 quantisation ({mode}) failed: {type(exc).__name__}: {str(exc)[:300]}") from None
+
+
+def _preprocessed(fp32: Path) -> Path:
+    """onnxruntime's recommended pre-processing (shape inference, batch norm folded into convolutions) when it works;
+    the plain model otherwise."""
+    out = fp32.with_name("preprocessed.onnx")
+    try:
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        quant_pre_process(str(fp32), str(out), skip_symbolic_shape=True)
+        return out
+    except Exception:
+        return fp32
+
+
+def files_bytes(folder: Path, names: list[str]) -> int:
+    return sum((folder / n).stat().st_size for n in names if (folder / n).is_file())
