@@ -104,7 +104,7 @@ def digits_small() -> tuple[np.ndarray, np.ndarray]:
     """120 scikit-learn digits (12 per class) as uint8 images, with string labels. Shared by the session: copy
     before changing them."""
     images, labels = digit_images(12)
-    return np.stack(images), np.array(labels)
+    return np.stack(images), np.array(labels, dtype="<U21")  # as wide as int labels' astype(str): room to relabel
 
 
 @pytest.fixture(scope="session")
