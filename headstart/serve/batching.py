@@ -1,9 +1,10 @@
 """Dynamic micro-batching: requests wait in one queue; one worker takes up to `max_batch_size` items (or what came
-within `max_wait_ms` of the first), runs one prediction in its own thread, and answers each request with its rows.
+within `max_wait_ms`), runs one prediction in its own thread, and answers each request with its rows.
 
-A full queue refuses new work at once (`QueueFull`, answered 429 with Retry-After) instead of letting latency grow
-without bound; a request whose caller gave up (timeout) is dropped before its batch runs. `close` refuses new work
-and finishes everything queued, so a shutdown answers every request already accepted.
+A batch waits at most `max_wait_ms` from the later of its oldest request's arrival and the end of the previous
+batch. A full queue refuses new work at once (`QueueFull`, answered 429 with Retry-After) instead of letting latency
+grow without bound; a request whose caller gave up (timeout) is dropped before its batch runs. `close` refuses new
+work and finishes everything queued, so a shutdown answers every request already accepted.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class MicroBatcher:
         self._worker: asyncio.Task | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._closed = False
+        self._free_since = 0.0
 
     @property
     def depth(self) -> int:
@@ -107,7 +109,10 @@ class MicroBatcher:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            deadline = self._jobs[0].queued + self.max_wait
+            # wait from the later of: the oldest job's arrival, the end of the last batch. Requests that queued
+            # while a batch ran would otherwise go alone at once, just before the clients that batch answered
+            # send their next ones (a 1, 15, 1, 15... rhythm under 16 steady clients).
+            deadline = max(self._jobs[0].queued, self._free_since) + self.max_wait
             while self._queued_items < self.max_batch_size and not self._closed:
                 left = deadline - time.perf_counter()
                 if left <= 0:
@@ -118,6 +123,7 @@ class MicroBatcher:
                 except (TimeoutError, asyncio.TimeoutError):
                     break
             await self._run_batch(self._take())
+            self._free_since = time.perf_counter()
 
     def _take(self) -> list[_Job]:
         """Whole jobs, oldest first, up to `max_batch_size` items (a larger job goes alone); given-up jobs dropped."""
