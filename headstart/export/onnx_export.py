@@ -202,7 +202,7 @@ def export_onnx(
             shutil.rmtree(folder, ignore_errors=True)
         if modality == "text":
             (tmp / TOKENIZER_FILE).write_text(tokenizer_json(backbone) or "")
-        manifest["files"] = sorted(p.name for p in tmp.iterdir())
+        manifest["files"] = sorted([*(p.name for p in tmp.iterdir()), EXPORT_MANIFEST])
         (tmp / EXPORT_MANIFEST).write_text(json.dumps(manifest, indent=2, default=_jsonable))
     return manifest
 

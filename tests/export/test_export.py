@@ -209,3 +209,17 @@ def test_int8_needs_labels_or_force(text_model: Path, text_check: Path, tmp_path
         assert "refused, nothing written" in output and not (tmp_path / "q").exists()
     code, output = run("export", text_model, "--out", tmp_path / "c", "--calibrate", text_check)
     assert code == 2 and "--calibrate applies to --quantize static" in output
+
+
+def test_large_weights_go_to_external_data(image_model: Path, tmp_path: Path, monkeypatch) -> None:
+    """Over the size threshold (~100 MB; here 0 bytes) the weights are written as model.onnx.data beside the graph."""
+    from headstart.export import convert, export_onnx
+    from headstart.runtime import load_export
+
+    monkeypatch.setattr(convert, "EXTERNAL_DATA_BYTES", 0)
+    manifest = export_onnx(image_model, tmp_path / "external")
+    assert manifest["parity"]["passed"] and manifest["files"] == ["export.json", "model.onnx", "model.onnx.data"]
+    assert (tmp_path / "external" / "model.onnx").stat().st_size < (
+        tmp_path / "external" / "model.onnx.data"
+    ).stat().st_size
+    assert load_export(tmp_path / "external").predict(image_arrays(2)[0]) is not None
