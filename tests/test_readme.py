@@ -146,6 +146,37 @@ def check_diagnose(command: list[str], output: str, workdir: Path) -> None:
     assert report and (out / "embedding-map.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def check_serve(command: list[str], output: str, workdir: Path) -> None:
+    """`headstart serve` runs until stopped: started as a user would (on a free port rather than the README's), it
+    must get ready, answer the README's infer request with the right label, and exit cleanly on SIGTERM."""
+    import signal
+    import subprocess
+    import sys
+
+    import httpx
+
+    from tests.serve.conftest import free_port, wait_ready
+
+    args, port = list(command[1:]), free_port()
+    args[args.index("--port") + 1] = str(port)
+    proc = subprocess.Popen([sys.executable, "-m", "headstart.cli", *args], cwd=workdir, stderr=subprocess.PIPE)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+            wait_ready(client.get, timeout=300)
+            request = next(b for b in blocks("json") if '"inputs"' in b)
+            r = client.post(f"/v2/models/{Path(command[2]).name}/infer", json=json.loads(request))
+            assert r.status_code == 200, r.text
+            outputs = {o["name"]: o for o in r.json()["outputs"]}
+            assert outputs["label"]["data"] == ["business"]
+            assert outputs["label_probabilities"]["shape"] == [1, 5]
+            assert "<html" in client.get("/").text and "headstart_requests_total" in client.get("/metrics").text
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) in (0, -signal.SIGTERM)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 CONSOLE_CHECKS: dict[str, Callable[[list[str], str, Path], None]] = {
     "fit": check_fit,
     "predict": check_predict,
@@ -157,7 +188,9 @@ CONSOLE_CHECKS: dict[str, Callable[[list[str], str, Path], None]] = {
     "quickstart": check_quickstart,
     "rank": check_rank,
     "diagnose": check_diagnose,
+    "serve": check_serve,
 }
+RUNS_UNTIL_STOPPED = {"serve"}  # their check starts them, uses them and stops them
 
 
 def check_api_block(namespace: dict[str, Any], printed: str, workdir: Path) -> None:
@@ -244,8 +277,10 @@ def test_console_example(command: list[str], workdir, monkeypatch) -> None:
     if ("samples:spoken-digits" in command or "audio" in command) and shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng is not installed (apt-get install espeak-ng); the spoken-digits examples need it")
     monkeypatch.chdir(workdir)
-    if command[1] in ("predict", "evaluate") and not (workdir / "runs" / "bbc").exists():
+    if command[1] in ("predict", "evaluate", "serve") and not (workdir / "runs" / "bbc").exists():
         assert run("fit", "samples:bbc-news", "--labels-per-class", "16", "--out", "runs/bbc")[0] == 0
+    if command[1] in RUNS_UNTIL_STOPPED:
+        return CONSOLE_CHECKS[command[1]](command, "", workdir)
     code, output = run(*command[1:])
     assert code == 0, output
     CONSOLE_CHECKS[command[1]](command, output, workdir)
