@@ -25,7 +25,7 @@ def test_fit_reports_metrics_beside_a_baseline(digits_model) -> None:
     model, out = digits_model
     report = model.report
     task = report["tasks"]["label"]
-    assert 0.0 <= task["accuracy"] <= 1.0 and task["n"] == report["n_test"] == 30
+    assert task["accuracy"] >= 0.5 and task["n"] == report["n_test"] == 30  # chance is 0.1 (measured: 0.83)
     assert task["baseline"]["name"] == "raw pixels + logistic regression"
     assert set(task["per_class"]) == {str(d) for d in range(10)}
     assert report["seed"] == 0 and report["n_train"] == 120 and model.data_info["n_scored_train"] == 90

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from headstart.data import Dataset, from_arrays
-from tests.finetune.ft_helpers import digit_images
+from tests.conftest import digit_images
 
 
 @pytest.fixture(scope="session")
@@ -35,16 +35,3 @@ def topics() -> Dataset:
         texts.append("the " + " ".join(words))
         labels.append(topic)
     return from_arrays(texts, labels, modality="text")
-
-
-@pytest.fixture(scope="session")
-def digits_folder(tmp_path_factory) -> str:
-    """The 60 digits as PNG files, one sub-folder per class: a data source a subprocess can load."""
-    from PIL import Image
-
-    folder = tmp_path_factory.mktemp("digits-png")
-    images, labels = digit_images(6)
-    for i, (image, label) in enumerate(zip(images, labels)):
-        (folder / label).mkdir(exist_ok=True)
-        Image.fromarray(image).save(folder / label / f"{i:03d}.png")
-    return str(folder)

@@ -10,10 +10,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 import headstart as hs
 from tests.finetune.ft_helpers import TINY_CNN
+
+pytestmark = pytest.mark.slow  # two processes (gloo): in the slow set, which CI runs too
 
 
 def test_two_process_ddp_fit_saves_one_consistent_bundle(digits_folder, tmp_path):
@@ -48,5 +51,7 @@ def test_two_process_ddp_fit_saves_one_consistent_bundle(digits_folder, tmp_path
     test = report["tasks"]["label"]
     data = hs.load_dataset(digits_folder)
     predicted = model.predict(data)
-    assert len(predicted) == 60 and np.mean(np.asarray(predicted) == np.asarray(data.labels)) > 0.1
+    # trained on these 60 by two processes: well above chance (0.1) on them, and on the held-out 15 before refit
+    assert len(predicted) == 60 and np.mean(np.asarray(predicted) == np.asarray(data.labels)) >= 0.4
+    assert test["accuracy"] >= 0.3
     assert test["n"] == 15

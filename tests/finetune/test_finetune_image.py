@@ -143,7 +143,7 @@ def test_bf16_mixed_precision_trains_and_saves_float32_weights(tmp_path):
     from safetensors.torch import load_file
 
     from headstart.data import from_arrays
-    from tests.finetune.ft_helpers import digit_images
+    from tests.conftest import digit_images
 
     images, labels = digit_images(6)
     model = finetune(from_arrays(images, labels), backbone=TINY_CNN, epochs=2, lr=3e-2, precision="bf16-mixed",

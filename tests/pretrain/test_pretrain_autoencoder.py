@@ -31,7 +31,7 @@ def test_dense_autoencoder_is_the_classic_one(pool, tmp_path):
 def test_fit_accepts_the_pretrained_backbone(pool, labelled, tmp_path):
     result = pretrain(pool, method="autoencoder", out=tmp_path / "ae", **FAST)
     model = hs.fit(labelled, backbone=f"local:{result.out}", progress=False, baseline=False)
-    assert 0.0 <= model.metrics["label"]["accuracy"] <= 1.0
+    assert model.metrics["label"]["accuracy"] >= 0.5  # 30 held-out digits; chance is 0.1 (measured: 0.9)
 
 
 def test_another_backbone_as_encoder(pool, tmp_path):

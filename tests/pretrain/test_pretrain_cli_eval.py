@@ -100,7 +100,8 @@ def test_eval_with_the_starting_backbone(pool, labelled, tmp_path):
                       eval_budgets=(3,), **FAST)  # fmt: skip
     names = [r["representation"] for r in result.evaluation["rows"]]
     assert names == ["pretrained (64-d)", "raw pixels (64-d)", "PCA-64 of pixels", f"start: {start} (64-d)"]
-    assert all(0 <= r["accuracy"] <= 1 for r in result.evaluation["rows"])
+    accuracy = {r["representation"]: r["accuracy"] for r in result.evaluation["rows"]}
+    assert accuracy["raw pixels (64-d)"] >= 0.6 and min(accuracy.values()) >= 0.3  # 30 digits; chance is 0.1
 
 
 def test_text_evaluation_uses_tfidf_and_svd(tiny_st_dir):

@@ -9,8 +9,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import headstart as hs
+
+pytestmark = pytest.mark.slow  # two processes (gloo): in the slow set, which CI runs too
 
 
 def test_two_process_ddp_pretraining_saves_one_backbone(tmp_path):
