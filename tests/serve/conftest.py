@@ -105,6 +105,7 @@ class FakePredictor:
         self.modality = modality
         self.tasks = ["label"]
         self.batches: list[list[Any]] = []
+        self.calls = 0  # counted on entry, before the gate
         self.delay, self.gate = delay, gate
 
     def classes(self, task: str) -> list[str]:
@@ -121,6 +122,7 @@ class FakePredictor:
         return float(arr.mean() / 255) if self.modality == "image" else float(np.abs(arr).max())
 
     def probabilities(self, items: list[Any]) -> dict[str, np.ndarray]:
+        self.calls += 1
         if self.gate is not None and self.batches:  # the warm-up passes; later batches wait for the gate
             self.gate.wait(30)
         time.sleep(self.delay)

@@ -14,6 +14,13 @@ from headstart.serve.metrics import parse
 from tests.serve.conftest import FakePredictor, client_for, live_server
 
 
+def wait_for(condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.02)
+
+
 def predict(url: str, text: str, timeout: float = 30) -> httpx.Response:
     return httpx.post(f"{url}/predict", json={"texts": [text]}, timeout=timeout)
 
@@ -108,9 +115,9 @@ def test_a_full_queue_is_429_with_retry_after():
     with live_server(fake, name="m", max_queue=2, max_wait_ms=0, max_batch_size=1) as url:
         with ThreadPoolExecutor(4) as pool:
             first = pool.submit(predict, url, "one")  # taken by the worker, held at the gate
-            time.sleep(0.3)
+            wait_for(lambda: fake.calls == 2)  # the warm-up, then "one"
             queued = [pool.submit(predict, url, t) for t in ("two", "three")]  # fill the queue (2 items)
-            time.sleep(0.3)
+            wait_for(lambda: parse(httpx.get(f"{url}/metrics").text)["headstart_queue_depth"] == 2)
             r = predict(url, "four")
             assert r.status_code == 429 and r.headers["retry-after"] == "1" and "queue" in r.json()["error"]
             gate.set()

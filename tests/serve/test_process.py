@@ -46,7 +46,7 @@ def headstart_command() -> list[str]:
 def test_sigterm_answers_every_request_in_flight(text_model_dir):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    command = [*headstart_command(), "serve", str(text_model_dir), "--port", str(port), "--max-wait-ms", "1500"]
+    command = [*headstart_command(), "serve", str(text_model_dir), "--port", str(port), "--max-wait-ms", "3000"]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         with httpx.Client(base_url=url, timeout=60) as client:
