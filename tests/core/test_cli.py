@@ -40,15 +40,17 @@ def run_with_stderr(*args: str) -> tuple[int, str, str]:
 
 @pytest.fixture(scope="module")
 def image_folder(tmp_path_factory) -> Path:
+    """Digits 0-2, 8 of each, as PNG files in class0/, class1/, class2/ (the shared digit_images)."""
     from PIL import Image
-    from sklearn.datasets import load_digits
+
+    from tests.conftest import digit_images
 
     root = tmp_path_factory.mktemp("imgs") / "digits"
-    d = load_digits()
-    for k in range(3):
-        (root / f"class{k}").mkdir(parents=True)
-        for j, i in enumerate(np.flatnonzero(d.target == k)[:8]):
-            Image.fromarray((d.images[i] * 15).astype(np.uint8)).save(root / f"class{k}" / f"{j}.png")
+    images, labels = digit_images(8)
+    for i, (image, label) in enumerate(zip(images, labels)):
+        if int(label) < 3:
+            (root / f"class{label}").mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(root / f"class{label}" / f"{i % 8}.png")
     return root
 
 
