@@ -118,6 +118,8 @@ def fit(
     """
     from headstart.runs import open_run
 
+    if strategy != "auto" and not (isinstance(backbone, str) or backbone is None) and len(backbone) > 1:
+        raise TypeError("several backbones need strategy='auto', which compares them")
     run = open_run(
         data,
         backbone=backbone,
@@ -130,61 +132,18 @@ def fit(
         label_columns=label_columns,
         strict=strict,
     )
-    ds, part, specs, test_source = run.data, run.part, run.backbones, run.test_source
-    common = {"seed": seed, "batch_size": batch_size, "baseline": baseline, "progress": progress}
+    recipe = {
+        "head": head,
+        "head_params": head_params,
+        "class_weight": class_weight,
+        "common": {"seed": seed, "batch_size": batch_size, "baseline": baseline, "progress": progress},
+    }
+    if strategy not in ("auto", "probe", "setfit"):  # fine-tuning writes its own run folder as it trains
+        return _fine_tune(run, strategy, recipe, out=out, refit=refit, options=options)
     if strategy == "auto":
-        from headstart.autofit import fit_auto
-
-        model = fit_auto(
-            ds,
-            part,
-            backbones=specs,
-            head_params=head_params,
-            class_weight=class_weight,
-            time_budget=time_budget,
-            test_source=test_source,
-            finetune_options=options,
-            **common,
-        )
-    elif len(specs) > 1:
-        raise TypeError("several backbones need strategy='auto', which compares them")
-    elif strategy in ("probe", "setfit"):
-        unknown = sorted(set(options) - ({"pairs_per_item", "epochs", "lr", "loss"} if strategy == "setfit" else set()))
-        if unknown:
-            raise TypeError(f"fit() options {', '.join(unknown)} do not apply to strategy {strategy!r}")
-        from headstart.probe import fit_probe
-
-        model = fit_probe(
-            ds,
-            part,
-            backbone=specs[0],
-            head=head,
-            head_params=head_params,
-            class_weight=class_weight,
-            adapt="setfit" if strategy == "setfit" else None,
-            adapt_options=options,
-            test_source=test_source,
-            **common,
-        )
+        model = _auto(run, recipe, time_budget, options)
     else:
-        from headstart.finetuning import finetune
-
-        return finetune(  # writes its own run folder (checkpoints, curves) as it trains
-            ds,
-            part=part,
-            refit=refit,
-            labels_per_class=labels_per_class,  # recorded in the run's config (the partition already applied it)
-            test_size=test_size,
-            backbone=specs[0],
-            head=head,
-            strategy=strategy,
-            class_weight=class_weight,
-            out=out,
-            test_source=test_source,
-            **common,
-            **(head_params or {}),
-            **options,
-        )
+        model = _probe(run, strategy, recipe, options)
     model.report.setdefault("timing_s", {})["load"] = run.load_s
     if out is not None:
         if "leaderboard" in model.report:
@@ -195,6 +154,65 @@ def fit(
             model.report["leaderboard_png"] = "leaderboard.png"
         save_run(model, out, model.report["tasks"])
     return model
+
+
+def _auto(run: Any, recipe: dict[str, Any], time_budget: float | None, options: dict[str, Any]) -> TransferModel:
+    from headstart.autofit import fit_auto
+
+    return fit_auto(
+        run.data,
+        run.part,
+        backbones=run.backbones,
+        head_params=recipe["head_params"],
+        class_weight=recipe["class_weight"],
+        time_budget=time_budget,
+        test_source=run.test_source,
+        finetune_options=options,
+        **recipe["common"],
+    )
+
+
+def _probe(run: Any, strategy: str, recipe: dict[str, Any], options: dict[str, Any]) -> TransferModel:
+    from headstart.probe import fit_probe
+
+    unknown = sorted(set(options) - ({"pairs_per_item", "epochs", "lr", "loss"} if strategy == "setfit" else set()))
+    if unknown:
+        raise TypeError(f"fit() options {', '.join(unknown)} do not apply to strategy {strategy!r}")
+    return fit_probe(
+        run.data,
+        run.part,
+        backbone=run.backbones[0],
+        head=recipe["head"],
+        head_params=recipe["head_params"],
+        class_weight=recipe["class_weight"],
+        adapt="setfit" if strategy == "setfit" else None,
+        adapt_options=options,
+        test_source=run.test_source,
+        **recipe["common"],
+    )
+
+
+def _fine_tune(
+    run: Any, strategy: str, recipe: dict[str, Any], *, out: Any, refit: bool, options: dict[str, Any]
+) -> TransferModel:
+    from headstart.finetuning import finetune
+
+    return finetune(
+        run.data,
+        part=run.part,
+        refit=refit,
+        labels_per_class=run.part.labels_per_class,  # recorded in the run's config (the partition applied it)
+        test_size=run.part.test_size,
+        backbone=run.backbones[0],
+        head=recipe["head"],
+        strategy=strategy,
+        class_weight=recipe["class_weight"],
+        out=out,
+        test_source=run.test_source,
+        **recipe["common"],
+        **(recipe["head_params"] or {}),
+        **options,
+    )
 
 
 def evaluate(
