@@ -39,7 +39,9 @@ def export(
     ),
     calibrate: str = typer.Option(None, "--calibrate", help="--quantize static: calibration items (default: --check)"),
     force: bool = typer.Option(False, "--force", help="write an int8 model even if it loses more than 1 point"),
-    feature_tolerance: float = typer.Option(1e-4, "--feature-tolerance", help="fp32: largest |diff| of features"),
+    feature_tolerance: float = typer.Option(
+        1e-4, "--feature-tolerance", help="fp32: largest |diff| of features (times their magnitude, above 1)"
+    ),
     probability_tolerance: float = typer.Option(
         1e-5, "--probability-tolerance", help="fp32: largest |diff| of probabilities"
     ),
