@@ -219,9 +219,28 @@ def check_pipeline_block(namespace: dict[str, Any], printed: str, workdir: Path)
     assert printed.count("[") >= 3  # the rounded probabilities were printed
 
 
+def check_export(command: list[str], output: str, workdir: Path) -> None:
+    out = workdir / option(command, "--out")
+    manifest = json.loads((out / "export.json").read_text())
+    assert manifest["parity"]["passed"] and manifest["parity"]["batch_sizes"] == [1, 3, 17]
+    assert {"model.onnx", "tokenizer.json"} <= set(manifest["files"]) and (out / "model.onnx").is_file()
+    assert "parity, ONNX Runtime vs PyTorch" in " ".join(output.split())
+
+
+def check_export_block(namespace: dict[str, Any], printed: str, workdir: Path) -> None:
+    exported = namespace["exported"]
+    labels = exported.predict(["Shares fell sharply", "The match ended in a draw"])
+    assert labels[1] == "sport" and exported.modality == "text" and exported.card()["parity"]["passed"]
+    assert (workdir / "exports" / "bbc-api" / "export.json").is_file() and "(1, 384)" in printed
+
+
+CONSOLE_CHECKS["export"] = check_export
+
+
 PYTHON_CHECKS: dict[str, Callable[[dict[str, Any], str, Path], None]] = {
     'out="runs/bbc-api"': check_api_block,
     "make_pipeline(": check_pipeline_block,
+    "load_export(": check_export_block,
 }
 
 
