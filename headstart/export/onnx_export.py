@@ -162,7 +162,7 @@ def export_onnx(
             say(f"quantising to int8 ({quantize})")
             external = (fp32_dir / WEIGHTS_FILE).is_file()
             info = run_quantize(quantize, fp32_dir / MODEL_FILE, int8_dir / MODEL_FILE, calibration=feeds,
-                                external=external)  # fmt: skip
+                                external=external, modality=modality)  # fmt: skip
             _restamp(int8_dir / MODEL_FILE, card, external)
             check_onnx(int8_dir / MODEL_FILE)
             sess8 = par.session(int8_dir / MODEL_FILE)
