@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from headstart.data.audio import fit_window, trim_silence  # numpy only: no torch behind them
 from headstart.errors import DataError
 
 MAX_CHANNELS = 8
@@ -157,29 +158,6 @@ def resample(wave: np.ndarray, rate: int, target: int) -> np.ndarray:
 
     g = math.gcd(rate, target)
     return resample_poly(wave, target // g, rate // g).astype(np.float32)
-
-
-def trim_silence(wave: np.ndarray, sample_rate: int, top_db: float = 40.0, frame_s: float = 0.02) -> np.ndarray:
-    frame = max(1, int(frame_s * sample_rate))
-    n = len(wave) // frame
-    if n < 2:
-        return wave
-    rms = np.sqrt(np.mean(wave[: n * frame].reshape(n, frame) ** 2, axis=1) + 1e-12)
-    loud = np.flatnonzero(20 * np.log10(rms / rms.max()) > -top_db)
-    if rms.max() < 1e-5 or not len(loud):
-        return wave
-    return wave[loud[0] * frame : min(len(wave), (loud[-1] + 1) * frame)]
-
-
-def fit_window(wave: np.ndarray, length: int) -> np.ndarray:
-    n = len(wave)
-    if n >= length:
-        start = (n - length) // 2
-        return np.ascontiguousarray(wave[start : start + length], dtype=np.float32)
-    out = np.zeros(length, dtype=np.float32)
-    start = (length - n) // 2
-    out[start : start + n] = wave
-    return out
 
 
 def prepare_audio(item: Any, pre: dict[str, Any]) -> np.ndarray:
