@@ -257,3 +257,16 @@ def timm_hub_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model = timm.create_model(TIMM_TINY, pretrained=False)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(snapshot / "model.safetensors"))
     return root
+
+
+@pytest.fixture(scope="session")
+def text_model_dir(tiny_st_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved probe on the tiny sentence encoder, 40 texts in two topics (business, sport): the folder `news`,
+    shared by the export and service tests."""
+    import headstart as hs
+    from headstart.data import from_arrays
+
+    texts, labels = make_texts(40)
+    out = tmp_path_factory.mktemp("text-model") / "news"
+    hs.fit(from_arrays(texts, labels), backbone=f"st:{tiny_st_dir}", out=out, progress=False, baseline=False)
+    return out

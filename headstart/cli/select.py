@@ -139,7 +139,8 @@ def diagnose(
         progress=fmt.value == "table",
     )
     if fmt.value == "json":
-        return emit({**result.to_dict(), "out": str(out) if out else None})
+        listed = skipped([*ds.issues, *(other.issues if other is not None else [])])
+        return emit({**result.to_dict(), "out": str(out) if out else None, "skipped": listed})
     table = Table(title=f"diagnosis of {result.data['source']} with {result.data['backbone']}")
     for col in ("check", "found", "detail"):
         table.add_column(col, justify="right" if col == "found" else "left")

@@ -269,6 +269,7 @@ def test_text_column_means_the_same_in_every_command(text_table, tiny_st_dir, tm
     code, output = run("diagnose", text_table, "-b", spec, *columns, "--format", "json")
     assert code == 0, output
     assert json.loads(output)["data"]["task"] == "topic" and json.loads(output)["out"] is None  # no --out: no report
+    assert any("row 3" in s for s in json.loads(output)["skipped"])  # JSON lists skipped items, as rank's does
     code, output = run("embed", text_table, "-b", spec, "-o", tmp_path / "x.npy", "--text-column", "nope")
     assert code == 2 and "no column 'nope'" in output
     code, output = run("predict", tmp_path / "m", "some text", "--text-column", "body")

@@ -44,14 +44,8 @@ def image_check(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def text_model(tiny_st_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import headstart as hs
-    from headstart.data import from_arrays
-
-    texts, labels = make_texts(40)
-    out = tmp_path_factory.mktemp("export-text") / "model"
-    hs.fit(from_arrays(texts, labels), backbone=f"st:{tiny_st_dir}", out=out, progress=False, baseline=False)
-    return out
+def text_model(text_model_dir: Path) -> Path:
+    return text_model_dir
 
 
 @pytest.fixture(scope="session")

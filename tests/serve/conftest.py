@@ -15,18 +15,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.conftest import digit_images, make_texts
-
-
-@pytest.fixture(scope="session")
-def text_model_dir(tiny_st_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import headstart as hs
-    from headstart.data import from_arrays
-
-    texts, labels = make_texts(40)
-    out = tmp_path_factory.mktemp("serve") / "news"
-    hs.fit(from_arrays(texts, labels), backbone=f"st:{tiny_st_dir}", out=out, progress=False, baseline=False)
-    return out
+from tests.conftest import digit_images
 
 
 @pytest.fixture(scope="session")
