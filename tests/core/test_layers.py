@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "headstart"
 
 # first the floor; each layer may import only from itself and the layers listed before it
 LAYERS: list[tuple[str, ...]] = [
-    ("errors", "paths", "bundle"),  # user errors; cache and atomic-write helpers; the saved-folder format
+    ("errors", "paths", "bundle", "storage"),  # user errors; cache and atomic-write helpers; saved folders; fsspec URLs
     ("data",),  # sources -> Datasets, validation, splits, samples
     ("backbones",),  # registry + one adapter per source
     ("features",),  # extraction, the cache, augmented views
@@ -24,10 +24,11 @@ LAYERS: list[tuple[str, ...]] = [
     ("training",),  # the one engine: Fabric set-up, checkpointer, epoch runner
     ("finetune",),  # strategies, regularisers, the fine-tuning step: a trained network + history
     ("pretrain",),  # one module per objective, on the engine
+    ("sequence",),  # sequence tasks: paired data, Whisper / encoder-decoder models, seq2seq training, WER/chrF/ROUGE
     ("select",),  # transferability scores and data diagnostics
     ("model",),  # TransferModel: a fitted backbone + heads
     ("runs",),  # the front door of a run and its finish
-    ("probe", "finetuning", "lr_find", "autofit"),  # recipes
+    ("probe", "finetuning", "lr_find", "autofit", "sequencing"),  # recipes
     ("export", "runtime"),  # ONNX export, parity gate, quantisation; prediction with onnxruntime, no torch
     ("serve",),  # the HTTP service, micro-batching, metrics, the web page
     ("api",),  # the Python facade
