@@ -7,6 +7,22 @@ on any adapter. Heavy libraries (torch, transformers, jiwer, sacrebleu) are impo
 
 from __future__ import annotations
 
-TASKS: tuple[str, ...] = ("transcribe", "seq2seq")
+from types import ModuleType
 
-__all__ = ["TASKS"]
+TASKS: tuple[str, ...] = ("transcribe", "seq2seq")
+TASK_MODULES: dict[str, str] = {"transcribe": "headstart.sequence.speech", "seq2seq": "headstart.sequence.text"}
+
+
+def task_module(task: str) -> ModuleType:
+    """The module of `task`, exposing `load_adapter(spec, *, seed=0, **options)` and `load_saved(folder, manifest)`
+    (see `headstart.sequence.adapter`)."""
+    import importlib
+
+    from headstart.errors import HeadstartError
+
+    if task not in TASK_MODULES:
+        raise HeadstartError(f"task must be one of {', '.join(TASKS)}, not {task!r}")
+    return importlib.import_module(TASK_MODULES[task])
+
+
+__all__ = ["TASKS", "TASK_MODULES", "task_module"]

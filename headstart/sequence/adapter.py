@@ -6,7 +6,17 @@ group such as the speaker's voice), plus every skipped item as a `DataIssue`, so
 
 A `SequenceAdapter` wraps one pretrained model with what it needs to train and generate: the training loop calls
 `select_trainable`, then `collate(pairs, train=True)` and `model(**batch).loss` per step; evaluation and `predict`
-call `generate`; the bundle calls `save` and `load`.
+call `generate`; the bundle calls `save`, and the task module's `load_saved` reads it back.
+
+Each task has one module, `headstart.sequence.<module>` (`TASK_MODULES` in `headstart.sequence`: "seq2seq" ->
+`text`, "transcribe" -> `speech`), exposing two loaders the recipe dispatches to:
+
+    load_adapter(spec: str, *, seed: int = 0, **options) -> SequenceAdapter    # a pretrained model, ready to train
+    load_saved(folder: Path, manifest: dict) -> SequenceAdapter                 # one saved by `save`
+
+`options` are task-specific keywords (e.g. `random_init=True` for the baseline, `max_source_length`); a loader
+ignores none silently: an unknown option is a TypeError. `manifest` is the bundle's `headstart.json`; the entries
+`save` returned are under `manifest["adapter"]`. Errors a user can cause are `BackboneError`/`BundleError`.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ class Pair:
     target: str | None
     where: str
     group: str | None = None
+    split: str | None = None  # "train" or "test" where the data fixes its own split (a sample set)
 
 
 @dataclass
