@@ -11,8 +11,14 @@ from pathlib import Path
 
 
 def cache_root() -> Path:
-    """`$HEADSTART_CACHE`, default `~/.cache/headstart`."""
-    return Path(os.environ.get("HEADSTART_CACHE") or Path.home() / ".cache" / "headstart").expanduser()
+    """`$HEADSTART_CACHE`, default `~/.cache/headstart`. When it is a remote URL (`s3://...`: the feature cache on
+    object storage, see `headstart.storage`), what is kept locally (backbone cards, samples) stays in the default."""
+    value = os.environ.get("HEADSTART_CACHE") or ""
+    if value.startswith("file://"):
+        value = value[len("file://") :]
+    elif "://" in value:
+        value = ""
+    return Path(value or Path.home() / ".cache" / "headstart").expanduser()
 
 
 @contextlib.contextmanager
