@@ -17,6 +17,9 @@ Each task has one module, `headstart.sequence.<module>` (`TASK_MODULES` in `head
 `options` are task-specific keywords (e.g. `random_init=True` for the baseline, `max_source_length`); a loader
 ignores none silently: an unknown option is a TypeError. `manifest` is the bundle's `headstart.json`; the entries
 `save` returned are under `manifest["adapter"]`. Errors a user can cause are `BackboneError`/`BundleError`.
+A task module may also set `DEFAULT_BACKBONE` (the spec used when none is given), and an adapter may set
+`zero_shot = False` when its untrained output is no baseline worth reporting (a warm-started decoder: its
+cross-attention is new); otherwise the recipe reports the pretrained model before fine-tuning beside the result.
 """
 
 from __future__ import annotations

@@ -320,3 +320,46 @@ def fingerprint(pairs: PairSet) -> str:
     for p in pairs.pairs:
         h.update(content_hash(p.source).encode() + b"\0" + (p.target or "").encode() + b"\0")
     return h.hexdigest()[:16]
+
+
+def load_sources(
+    data: str | Path | Sequence[Any], *, task: str, source_column: str | None = None
+) -> tuple[list[Any], list[str], list[DataIssue]]:
+    """Inputs to generate from, without targets: (sources, where each came from, skipped items).
+
+    seq2seq: a list of texts, a table (its source column) or a .txt file (one text per line); transcribe: a list of
+    audio paths or waveforms, one audio file, a folder of them, or a table (its audio column)."""
+    if not isinstance(data, (str, Path)):
+        items = list(data)
+        return items, [f"input #{i}" for i in range(len(items))], []
+    path = Path(str(data)).expanduser()
+    if not path.exists():
+        raise DataError(f"{data}: no such file or directory")
+    if path.suffix.lower() in TABLE_EXTENSIONS:
+        table = read_table(path)
+        src = _column(path, table.columns, source_column, SOURCE_COLUMNS[task], "source column", "--source-column")
+        rows = list(zip(table.values[src], table.rows, strict=True))
+        base = path.parent
+    elif task == "transcribe":
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS) if path.is_dir() else [path]
+        rows, base = [(str(p), p.name if p == path else p.relative_to(path).as_posix()) for p in files], Path.cwd()
+    elif path.suffix.lower() == ".txt":
+        lines = path.read_text(encoding="utf-8", errors="surrogateescape").splitlines()
+        rows, base = [(line, f"{path.name} line {i + 1}") for i, line in enumerate(lines)], path.parent
+    else:
+        raise DataError(f"{data}: give a table ({', '.join(TABLE_EXTENSIONS)}) or a .txt file (one text per line)")
+    sources, wheres, issues = [], [], []
+    for value, where in rows:
+        if task == "transcribe":
+            item, problem = _audio_source(value, base, source_column)
+            problem = problem or (check_audios([item])[0] if isinstance(item, Path) else None)
+        else:
+            item, problem = text_problem(value, source_column)
+        if problem:
+            issues.append(DataIssue(where, problem))
+        else:
+            sources.append(item)
+            wheres.append(where)
+    if not sources:
+        raise DataError(f"{data}: no usable inputs" + (f": {summarize(issues, 5)}" if issues else ""))
+    return sources, wheres, issues
