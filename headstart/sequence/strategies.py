@@ -21,8 +21,11 @@ def select_trainable(model: Any, strategy: str, *, encoder: Any, lora_r: int = 8
     """Set `requires_grad` on `model`'s parameters for `strategy` (LoRA adapters are injected in place)."""
     if strategy not in STRATEGIES:
         raise HeadstartError(f"strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
-    for p in model.parameters():
-        p.requires_grad_(True)
+    if not hasattr(model, FIXED):  # parameters the model itself never trains (e.g. sinusoidal positions)
+        setattr(model, FIXED, {n for n, p in model.named_parameters() if not p.requires_grad})
+    fixed = getattr(model, FIXED)
+    for name, p in model.named_parameters():
+        p.requires_grad_(name not in fixed)
     if strategy == "decoder":
         for p in encoder.parameters():
             p.requires_grad_(False)
@@ -44,6 +47,9 @@ def _add_lora(model: Any, r: int, alpha: int) -> None:
     inject_adapter_in_model(LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0, target_modules=targets), model)
     for name, p in model.named_parameters():
         p.requires_grad_("lora_" in name)
+
+
+FIXED = "_headstart_fixed_parameters"
 
 
 def merge_lora(model: Any) -> None:
