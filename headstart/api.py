@@ -101,6 +101,7 @@ def fit(
     progress: bool = True,
     strategy: str = "probe",
     time_budget: float | None = None,
+    task: str = "classify",
     **options: Any,
 ) -> TransferModel:
     """Steps 1 and 2: features from a pretrained backbone, one head per label column, scored honestly, saved.
@@ -115,8 +116,19 @@ def fit(
     probe), "auto" (candidate recipes compared by cross-validation within `time_budget` seconds, several backbones
     when `backbone` is a list; see `headstart.autofit`), or a fine-tuning strategy (finetune, gradual, layer-decay,
     lora) that trains the backbone too: see `headstart.finetuning.finetune` for `options` (epochs, lr, ...).
+
+    `task="seq2seq"` or `"transcribe"`: a sequence model fine-tuned on (source, target) pairs instead, returned as a
+    `SequenceModel` (strategy full, decoder or lora); see `headstart.sequencing.fit_sequence` for `options`.
     """
     from headstart.runs import open_run
+
+    if task != "classify":
+        classify_only = {"head": head != "linear", "refit": not refit, "labels_per_class": labels_per_class,
+                         "text_column": text_column, "label_columns": label_columns, "class_weight": class_weight,
+                         "head_params": head_params, "time_budget": time_budget}  # fmt: skip
+        return _fit_sequence(data, task, [k for k, v in classify_only.items() if v], backbone=backbone, out=out,
+                             test=test, test_size=test_size, seed=seed, strict=strict, batch_size=batch_size,
+                             baseline=baseline, progress=progress, strategy=strategy, **options)  # fmt: skip
 
     if strategy != "auto" and not (isinstance(backbone, str) or backbone is None) and len(backbone) > 1:
         raise TypeError("several backbones need strategy='auto', which compares them")
@@ -154,6 +166,15 @@ def fit(
             model.report["leaderboard_png"] = "leaderboard.png"
         save_run(model, out, model.report["tasks"])
     return model
+
+
+def _fit_sequence(data: Any, task: str, refused: list[str], *, strategy: str, **options: Any) -> Any:
+    """`fit(task="seq2seq" | "transcribe")`: the sequence recipe; options that only classify are refused."""
+    from headstart.sequencing import fit_sequence
+
+    if refused:
+        raise TypeError(f"{', '.join(refused)}: classification options, not for task={task!r}")
+    return fit_sequence(data, task=task, strategy="full" if strategy == "probe" else strategy, **options)
 
 
 def _auto(run: Any, recipe: dict[str, Any], time_budget: float | None, options: dict[str, Any]) -> TransferModel:
@@ -230,7 +251,11 @@ def evaluate(
     Audio only: `noise_snr` adds white noise at that SNR (dB, seeded per item) to every clip, a robustness check."""
     from headstart.errors import DataError
 
-    model = load(model) if not isinstance(model, TransferModel) else model
+    model = _loaded(model)
+    if not isinstance(model, TransferModel):  # a sequence model: its own metrics (chrF, ROUGE, WER...)
+        from headstart.sequencing import evaluate_sequence
+
+        return evaluate_sequence(model, data, out=out, strict=strict)
     ds = load_dataset(
         data, modality=model.modality, text_column=text_column, label_columns=label_columns, strict=strict
     )
@@ -256,8 +281,17 @@ def evaluate(
 def predict(model: TransferModel | str | Path, inputs: Any, *, task: str | None = None) -> list[str]:
     """Step 3, `ŷ = f_clf(f_feat(x))`: the label of each input for `task` (the first by default), as
     `model.predict` gives; `predict_rows` adds probabilities, the top labels and every task."""
-    model = load(model) if not isinstance(model, TransferModel) else model
+    model = _loaded(model)
+    if not isinstance(model, TransferModel):  # a sequence model: the generated text of each input
+        return model.predict(inputs)
     return model.predict(inputs, task=task)
+
+
+def _loaded(model: Any) -> Any:
+    """`model` itself when it is a fitted model (classifier or sequence model), else the model saved there."""
+    from headstart.sequencing import SequenceModel
+
+    return model if isinstance(model, (TransferModel, SequenceModel)) else load(model)
 
 
 def predict_rows(model: TransferModel | str | Path, inputs: Any, *, top_k: int = 1) -> list[dict[str, Any]]:
@@ -269,8 +303,13 @@ def predict_rows(model: TransferModel | str | Path, inputs: Any, *, top_k: int =
 
 def load(path: str | Path, *, trust_local_paths: bool = False) -> TransferModel:
     """A model saved by `fit(..., out=...)` or `model.save(...)`, checked as a folder from anyone would be: manifest
-    schema, weight hashes, no pickle, no path out of the folder unless `trust_local_paths`."""
+    schema, weight hashes, no pickle, no path out of the folder unless `trust_local_paths`. A sequence model's
+    folder gives a `headstart.sequencing.SequenceModel`."""
     from headstart.model import load_model
+    from headstart.sequencing import SequenceModel, is_sequence_bundle
+
+    if is_sequence_bundle(path):
+        return SequenceModel.load(path)  # type: ignore[return-value]
 
     return load_model(path, trust_local_paths=trust_local_paths)
 
