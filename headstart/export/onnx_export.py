@@ -12,6 +12,7 @@ import hashlib
 import json
 import shutil
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,7 @@ def export_onnx(
     An ExportError, with nothing written, when the export fails, fails the parity gate or the int8 accuracy gate."""
     from headstart.export.convert import OPSET, export_graph, save, set_metadata
     from headstart.export.convert import check as check_onnx
+    from headstart.export.fusion import eager_attention, fusable, fuse
     from headstart.export.graph import (
         DYNAMIC,
         INPUTS,
@@ -105,8 +107,10 @@ def export_onnx(
     max_length = int(backbone.text_preprocessing.max_length) if modality == "text" else None
     say("exporting to ONNX")
     started = time.perf_counter()
-    proto, how = export_graph(graph, example, DYNAMIC[modality], output_names(model),
-                              opset=opset or OPSET, max_length=max_length, exporter=exporter)  # fmt: skip
+    fusion = fusable(backbone) if modality == "text" and exporter == "auto" else None
+    with eager_attention(backbone) if fusion else nullcontext():  # the pattern ONNX Runtime's optimizer fuses
+        proto, how = export_graph(graph, example, DYNAMIC[modality], output_names(model), opset=opset or OPSET,
+                                  max_length=max_length, exporter="torchscript" if fusion else exporter)  # fmt: skip
     how["seconds"] = round(time.perf_counter() - started, 1)
     card = _card(model, source)
     set_metadata(proto, {f"headstart.{k}": v for k, v in card.items()})
@@ -129,9 +133,16 @@ def export_onnx(
         save(proto, fp32_dir / MODEL_FILE)
         del proto
         check_onnx(fp32_dir / MODEL_FILE)
-        sess = par.session(fp32_dir / MODEL_FILE)
+        if fusion:
+            say("fusing the transformer's attention and layer norms (ONNX Runtime's optimizer)")
+            manifest["exporter"]["fusion"] = fuse(fp32_dir / MODEL_FILE, tmp / "fused" / MODEL_FILE, fusion)
         say(f"comparing ONNX Runtime with PyTorch at batch sizes {', '.join(map(str, batch_sizes))}")
-        result = par.compare(graph, sess, backbone, modality, parity_set, batch_sizes=batch_sizes, tolerance=tolerance)
+        sess, result = _fused_session(tmp, fp32_dir, manifest["exporter"], lambda s: par.compare(
+            graph, s, backbone, modality, parity_set, batch_sizes=batch_sizes, tolerance=tolerance))  # fmt: skip
+        if result is None:  # the plain graph: no fusion, or a fused graph that failed the gate
+            sess = par.session(fp32_dir / MODEL_FILE)
+            result = par.compare(graph, sess, backbone, modality, parity_set, batch_sizes=batch_sizes,
+                                 tolerance=tolerance)  # fmt: skip
         result["inputs"] = "check data" if check_ds is not None else "generated"
         if not result["passed"]:
             raise ExportError(f"parity check failed, nothing written: {par.failure(result)} ({par.summary(result)})")
@@ -161,8 +172,9 @@ def export_onnx(
 
             say(f"quantising to int8 ({quantize})")
             external = (fp32_dir / WEIGHTS_FILE).is_file()
+            fused_graph = bool(manifest["exporter"].get("fusion", {}).get("fused"))
             info = run_quantize(quantize, fp32_dir / MODEL_FILE, int8_dir / MODEL_FILE, calibration=feeds,
-                                external=external, modality=modality)  # fmt: skip
+                                external=external, modality=modality, fused=fused_graph)  # fmt: skip
             _restamp(int8_dir / MODEL_FILE, card, external)
             check_onnx(int8_dir / MODEL_FILE)
             sess8 = par.session(int8_dir / MODEL_FILE)
@@ -205,6 +217,27 @@ def export_onnx(
         manifest["files"] = sorted([*(p.name for p in tmp.iterdir()), EXPORT_MANIFEST])
         (tmp / EXPORT_MANIFEST).write_text(json.dumps(manifest, indent=2, default=_jsonable))
     return manifest
+
+
+def _fused_session(tmp: Path, fp32_dir: Path, how: dict[str, Any], compare: Any) -> tuple[Any, Any]:
+    """(session, parity result) of the fused graph in `tmp/fused` when there is one and it passes the parity gate,
+    moved into `fp32_dir` in place of the plain graph; (None, None) otherwise, with the reason in `how["fusion"]`."""
+    fused_dir = tmp / "fused"
+    try:
+        if not how.get("fusion", {}).get("fused"):
+            return None, None
+        sess = par.session(fused_dir / MODEL_FILE)
+        result = compare(sess)
+        if not result["passed"]:
+            how["fusion"] = {"fused": False, "reason": f"parity: {par.failure(result)}"}
+            return None, None
+        for name in (MODEL_FILE, WEIGHTS_FILE):
+            (fp32_dir / name).unlink(missing_ok=True)
+            if (fused_dir / name).is_file():
+                (fused_dir / name).replace(fp32_dir / name)
+        return sess, result
+    finally:
+        shutil.rmtree(fused_dir, ignore_errors=True)
 
 
 def _dataset(source: Any, modality: str, text_column: str | None, label_columns: list[str] | None) -> Any:

@@ -71,6 +71,9 @@ def test_text_export_parity_and_runtime(text_model: Path, tmp_path: Path) -> Non
     assert manifest["preprocessing_parity"]["identical_token_ids"] == 1.0
     assert {"model.onnx", "export.json", "tokenizer.json"} <= set(_leftovers(out))
     assert [i["name"] for i in manifest["inputs"]] == ["input_ids", "attention_mask"]
+    # a BERT: exported through eager attention and TorchScript, then fused into one Attention node per layer (2)
+    assert manifest["exporter"]["exporter"] == "torchscript" and manifest["exporter"]["fusion"]["fused"]
+    assert manifest["exporter"]["fusion"]["ops"]["Attention"] == 2
 
     texts, _ = make_texts(17, seed=9)
     texts[0] = "  the market " * 20  # longer than the others: padding and stripping matter
@@ -199,6 +202,8 @@ def test_int8_static_and_its_accuracy_gate(image_model: Path, image_check: Path,
 
 
 def test_int8_needs_labels_or_force(text_model: Path, text_check: Path, tmp_path: Path) -> None:
+    from headstart.export import export_onnx
+
     code, output = run("export", text_model, "--out", tmp_path / "q", "--quantize", "dynamic")
     assert code == 2 and "needs labelled --check data" in output and not (tmp_path / "q").exists()
     code, output = run("export", text_model, "--out", tmp_path / "q", "--quantize", "dynamic", "--check", text_check)
@@ -207,6 +212,9 @@ def test_int8_needs_labels_or_force(text_model: Path, text_check: Path, tmp_path
         assert "int8 (dynamic)" in output and "points vs fp32" in output
     else:
         assert "refused, nothing written" in output and not (tmp_path / "q").exists()
+    int8 = export_onnx(text_model, tmp_path / "forced", check=text_check, quantize="dynamic", force=True)
+    assert int8["exporter"]["fusion"]["fused"] and "Attention" in int8["quantization"]["ops"]
+    assert int8["quantization"]["top1_agreement_vs_fp32"] >= 0.9
     code, output = run("export", text_model, "--out", tmp_path / "c", "--calibrate", text_check)
     assert code == 2 and "--calibrate applies to --quantize static" in output
 
