@@ -85,11 +85,26 @@ def fit(
     precision: str = o.PRECISION,
     num_nodes: int = o.NUM_NODES,
     distributed_strategy: str = o.DISTRIBUTED_STRATEGY,
+    task: o.Task = typer.Option(
+        "classify", "--task", help="classify; transcribe (audio + transcript) or seq2seq (source + target text)"
+    ),
+    max_train: int = typer.Option(None, "--max-train", help="keep N training pairs", rich_help_panel=o.SEQUENCE_PANEL),
+    source_column: str = o.SOURCE_COLUMN,
+    target_column: str = o.TARGET_COLUMN,
+    num_beams: int = o.NUM_BEAMS,
+    max_length: int = o.MAX_LENGTH,
 ) -> None:
     """Extract features with a pretrained backbone, fit a head, evaluate on a held-out split, save the model.
 
     With --strategy finetune / gradual / layer-decay / lora, the backbone trains with the head (see lr-find too).
+    With --task transcribe or seq2seq, a pretrained encoder-decoder is fine-tuned on pairs (--strategy full,
+    decoder or lora) and scored beside its baselines.
     """
+    from headstart.cli import sequence
+
+    if task.value != "classify":
+        return sequence.fit(ctx, task.value)
+    sequence.refuse_sequence_options(ctx, "classification")
     tuning = ("epochs", "lr", "augment", "weight_decay", "dropout", "label_smoothing", "l2sp", "patience")
     tuning += ("val_size", "accumulate", "resume", *o.DISTRIBUTED)
     extra = o.parse_settings(settings)
@@ -155,6 +170,7 @@ def fit(
 
 
 def predict(
+    ctx: typer.Context,
     model_dir: Path = typer.Argument(..., help="a folder saved by `headstart fit`"),
     inputs: list[str] = typer.Argument(..., help="image files, text files, literal texts, folders or tables"),
     top_k: int = typer.Option(1, "--top-k"),
@@ -162,10 +178,19 @@ def predict(
     strict: bool = o.STRICT,
     fmt: o.Format = o.FORMAT,
     runtime: o.Runtime = o.RUNTIME,
+    source_column: str = o.SOURCE_COLUMN,
+    num_beams: int = o.NUM_BEAMS,
+    max_length: int = o.MAX_LENGTH,
 ) -> None:
-    """Predict labels for new inputs with a saved model (or, with --runtime onnx, an exported one)."""
+    """Predict labels for new inputs with a saved model (or, with --runtime onnx, an exported one); a sequence
+    model generates text (a transcript, a translation, a headline) for each input."""
     from headstart import api
+    from headstart.cli import sequence
     from headstart.model import as_dataset
+
+    if sequence.is_bundle(model_dir):
+        return sequence.predict(ctx, model_dir, inputs)
+    sequence.refuse_sequence_options(ctx, "a classifier")
 
     if top_k < 1:
         raise typer.BadParameter(f"{top_k} is not a positive number", param_hint="--top-k")
@@ -200,6 +225,7 @@ def predict(
 
 
 def evaluate(
+    ctx: typer.Context,
     model_dir: Path = typer.Argument(..., help="a folder saved by `headstart fit`"),
     data: str = typer.Argument(..., help="labelled data to evaluate on"),
     out: Path = typer.Option(None, "--out", "-o", help="folder for report.json, report.md and the confusion PNG"),
@@ -209,9 +235,19 @@ def evaluate(
     strict: bool = o.STRICT,
     fmt: o.Format = o.FORMAT,
     runtime: o.Runtime = o.RUNTIME,
+    source_column: str = o.SOURCE_COLUMN,
+    target_column: str = o.TARGET_COLUMN,
+    num_beams: int = o.NUM_BEAMS,
+    max_length: int = o.MAX_LENGTH,
 ) -> None:
-    """Evaluate a saved model on labelled data: accuracy, macro-F1, per-class precision/recall, confusion matrix."""
+    """Evaluate a saved model on labelled data: accuracy, macro-F1, per-class precision/recall, confusion matrix;
+    a sequence model: chrF, BLEU and ROUGE (seq2seq) or WER and CER (transcribe), beside its baseline."""
     from headstart import api
+    from headstart.cli import sequence
+
+    if sequence.is_bundle(model_dir):
+        return sequence.evaluate(ctx, model_dir, data)
+    sequence.refuse_sequence_options(ctx, "a classifier")
 
     model = api.load(model_dir) if runtime.value == "torch" else _exported(model_dir)
     ds = o.DataOptions(text_column, tuple(label_column or ()), strict).load(data, modality=model.modality)

@@ -22,6 +22,8 @@ from headstart.data.dataset import MODALITIES
 from headstart.finetune.config import AUGMENT_LEVELS, STRATEGIES
 from headstart.pretrain.registry import METHODS
 from headstart.select.scores import SCORES
+from headstart.sequence import TASKS as SEQUENCE_TASKS
+from headstart.sequence.strategies import STRATEGIES as SEQUENCE_STRATEGIES
 
 if TYPE_CHECKING:
     from headstart.data import Dataset
@@ -33,7 +35,9 @@ def _choices(name: str, values: Any) -> Any:
 
 Format = _choices("Format", ("table", "json"))
 HeadKind = _choices("HeadKind", ("linear", "mlp"))  # headstart.heads.HEADS, whose import pulls in torch
-Strategy = _choices("Strategy", ("probe", "auto", "setfit", *STRATEGIES))
+SEQUENCE_ONLY = tuple(s for s in SEQUENCE_STRATEGIES if s not in STRATEGIES)  # full, decoder
+Strategy = _choices("Strategy", ("probe", "auto", "setfit", *STRATEGIES, *SEQUENCE_ONLY))
+Task = _choices("Task", ("classify", *SEQUENCE_TASKS))
 Augment = _choices("Augment", AUGMENT_LEVELS)
 Modality = _choices("Modality", sorted(MODALITIES, key=("text", "image", "audio").index))
 Method = _choices("Method", METHODS)
@@ -42,6 +46,17 @@ ScoreName = _choices("ScoreName", SCORES)
 FINETUNING = tuple(STRATEGIES)  # the strategies that train the backbone
 
 DATA_PANEL = "Data"
+SEQUENCE_PANEL = "Sequence tasks (--task transcribe, seq2seq)"
+NUM_BEAMS = typer.Option(
+    None, "--num-beams", help="beam search width (default 1: greedy)", rich_help_panel=SEQUENCE_PANEL
+)
+MAX_LENGTH = typer.Option(None, "--max-length", help="generate at most N tokens", rich_help_panel=SEQUENCE_PANEL)
+SOURCE_COLUMN = typer.Option(
+    None, "--source-column", help="the table's source column (text, or audio paths)", rich_help_panel=SEQUENCE_PANEL
+)
+TARGET_COLUMN = typer.Option(
+    None, "--target-column", help="the table's target column (target text, transcript)", rich_help_panel=SEQUENCE_PANEL
+)
 DISTRIBUTED_PANEL = "Distributed (Lightning Fabric)"
 
 FORMAT = typer.Option("table", "--format", help="table for people, json for machines")

@@ -330,8 +330,9 @@ def load_sources(
     seq2seq: a list of texts, a table (its source column) or a .txt file (one text per line); transcribe: a list of
     audio paths or waveforms, one audio file, a folder of them, or a table (its audio column)."""
     if not isinstance(data, (str, Path)):
-        items = list(data)
-        return items, [f"input #{i}" for i in range(len(items))], []
+        rows = [(item, item if isinstance(item, str) else f"input #{i}") for i, item in enumerate(data)]
+        base = Path.cwd()
+        return _usable_sources(rows, task, base, source_column, "the inputs")
     path = Path(str(data)).expanduser()
     if not path.exists():
         raise DataError(f"{data}: no such file or directory")
@@ -348,18 +349,24 @@ def load_sources(
         rows, base = [(line, f"{path.name} line {i + 1}") for i, line in enumerate(lines)], path.parent
     else:
         raise DataError(f"{data}: give a table ({', '.join(TABLE_EXTENSIONS)}) or a .txt file (one text per line)")
+    return _usable_sources(rows, task, base, source_column, str(data))
+
+
+def _usable_sources(
+    rows: list[tuple[Any, str]], task: str, base: Path, column: str | None, what: str
+) -> tuple[list[Any], list[str], list[DataIssue]]:
     sources, wheres, issues = [], [], []
     for value, where in rows:
         if task == "transcribe":
-            item, problem = _audio_source(value, base, source_column)
+            item, problem = _audio_source(value, base, column)
             problem = problem or (check_audios([item])[0] if isinstance(item, Path) else None)
         else:
-            item, problem = text_problem(value, source_column)
+            item, problem = text_problem(value, column)
         if problem:
             issues.append(DataIssue(where, problem))
         else:
             sources.append(item)
             wheres.append(where)
     if not sources:
-        raise DataError(f"{data}: no usable inputs" + (f": {summarize(issues, 5)}" if issues else ""))
+        raise DataError(f"{what}: no usable inputs" + (f": {summarize(issues, 5)}" if issues else ""))
     return sources, wheres, issues

@@ -74,8 +74,9 @@ class TextAdapter:
 
     def save(self, folder: Path) -> dict[str, Any]:
         merge_lora(self.model)
-        self.model.save_pretrained(folder / MODEL_DIR, safe_serialization=True)
-        self.tokenizer.save_pretrained(folder / TOKENIZER_DIR)
+        with quiet_loading():
+            self.model.save_pretrained(folder / MODEL_DIR, safe_serialization=True)
+            self.tokenizer.save_pretrained(folder / TOKENIZER_DIR)
         return {"kind": self.kind, "max_source_length": self.max_source_length,
                 "max_target_length": self.max_target_length}  # fmt: skip
 
@@ -140,8 +141,9 @@ def load_saved(folder: Path, manifest: dict[str, Any]) -> TextAdapter:
     cls = transformers.AutoModelForSeq2SeqLM if kind == "hf" else transformers.EncoderDecoderModel
     kwargs = {"local_files_only": True, "trust_remote_code": False}
     try:
-        model = cls.from_pretrained(str(folder / MODEL_DIR), **kwargs)
-        tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder / TOKENIZER_DIR), **kwargs)
+        with quiet_loading():
+            model = cls.from_pretrained(str(folder / MODEL_DIR), **kwargs)
+            tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder / TOKENIZER_DIR), **kwargs)
     except Exception as exc:
         raise BundleError(f"{folder}: cannot load the saved seq2seq model: {_reason(exc)}") from None
     model.eval()
@@ -158,14 +160,19 @@ def load_saved(folder: Path, manifest: dict[str, Any]) -> TextAdapter:
 @contextmanager
 def quiet_loading() -> Iterator[None]:
     """No per-tensor loading report (a warm start leaves the cross-attention MISSING on purpose)."""
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
     from transformers.utils import logging
 
-    before = logging.get_verbosity()
+    before, bars_off = logging.get_verbosity(), are_progress_bars_disabled()
     logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    disable_progress_bars()
     try:
         yield
     finally:
         logging.set_verbosity(before)
+        if not bars_off:
+            enable_progress_bars()
 
 
 def _resolve(spec: str) -> tuple[str, bool]:
@@ -176,7 +183,9 @@ def _resolve(spec: str) -> tuple[str, bool]:
             "or st:NAME_OR_PATH (a sentence encoder to warm-start from)"
         )
     if prefix == "hf":
-        return name, False
+        if name.startswith((".", "/", "~")) and not Path(name).expanduser().is_dir():
+            raise BackboneError(f"{spec}: no such folder ({Path(name).expanduser()})")
+        return str(Path(name).expanduser()) if name.startswith("~") else name, False
     from headstart.backbones.st_source import resolve
 
     where = Path(resolve(name))
