@@ -26,7 +26,11 @@ NAMES = {
 
 # Further `headstart:` families, each a leaf module with `NAMES: dict[str, str]`, `load(spec) -> Backbone` and
 # `available() -> list[dict]`; imported only when one of their names is asked for or the list is printed.
-EXTENSIONS: tuple[str, ...] = ("headstart.backbones.scratch", "headstart.backbones.audio_shipped")
+EXTENSIONS: tuple[str, ...] = (
+    "headstart.backbones.scratch",
+    "headstart.backbones.audio_shipped",
+    "headstart.backbones.whisper_ct2",
+)
 
 
 def load(spec: BackboneSpec) -> Backbone:

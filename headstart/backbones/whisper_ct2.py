@@ -149,6 +149,11 @@ class _Reader:
 
     def take(self, n: int) -> bytes:
         data = self.stream.read(n)
+        while 0 < len(data) < n:  # a raw stream may return less at a time (the end of one part of the file)
+            more = self.stream.read(n - len(data))
+            if not more:
+                break
+            data += more
         if len(data) != n:
             raise BackboneError(f"{self.where}: the file ends early (truncated or not a CTranslate2 model)")
         return data
@@ -161,24 +166,10 @@ class _Reader:
 
     def string(self) -> str:
         (length,) = struct.unpack("<H", self.take(2))
-        return self.take(length)[:-1].decode("utf-8")
-
-
-def write_ct2(path: Path, spec: str, revision: int, variables: dict[str, Any], aliases: dict[str, str]) -> None:
-    """Write a `model.bin` as CTranslate2's `_serialize` does (variables sorted by name). For tests and tiny models."""
-    import torch
-
-    def string(s: str) -> bytes:
-        return struct.pack("<H", len(s) + 1) + s.encode() + b"\0"
-
-    out = [struct.pack("<I", BINARY_VERSION), string(spec), struct.pack("<II", revision, len(variables))]
-    for name, tensor in sorted(variables.items()):
-        raw = tensor.contiguous().view(-1).view(torch.uint8).numpy().tobytes()
-        out += [string(name), struct.pack("<B", tensor.dim()), *(struct.pack("<I", d) for d in tensor.shape)]
-        out += [struct.pack("<BI", DTYPES.index(str(tensor.dtype).removeprefix("torch.")), len(raw)), raw]
-    out.append(struct.pack("<I", len(aliases)))
-    out += [string(a) + string(v) for a, v in sorted(aliases.items())]
-    path.write_bytes(b"".join(out))
+        try:
+            return self.take(length)[:-1].decode("utf-8")
+        except UnicodeDecodeError:
+            raise BackboneError(f"{self.where}: a name is not UTF-8 (damaged, or not a CTranslate2 model)") from None
 
 
 # --- CTranslate2 names -> transformers' WhisperForConditionalGeneration ----------------------------------------------
@@ -188,7 +179,7 @@ def whisper_state_dict(ct2: Ct2Model) -> tuple[dict[str, Any], dict[str, int]]:
     """transformers' state dict for the CTranslate2 Whisper in `ct2`, and the sizes its WhisperConfig needs."""
     if ct2.spec != "WhisperSpec":
         raise BackboneError(f"the CTranslate2 model is a {ct2.spec}, not a WhisperSpec")
-    v = {**ct2.variables, **{a: ct2.variables[t] for a, t in ct2.aliases.items() if t in ct2.variables}}
+    v = {**ct2.variables, **{alias: _target(ct2, alias) for alias in ct2.aliases}}
     if any(name.endswith("_scale") for name in v):
         raise BackboneError("the CTranslate2 model is quantised (int8/int16); headstart reads float16/32 models")
     out: dict[str, Any] = {}
@@ -226,6 +217,17 @@ def whisper_state_dict(ct2: Ct2Model) -> tuple[dict[str, Any], dict[str, int]]:
         "max_target_positions": int(v["decoder/position_encodings/encodings"].shape[0]),
     }
     return out, sizes
+
+
+def _target(ct2: Ct2Model, alias: str) -> Any:
+    """The tensor an alias stands for (CTranslate2 aliases repeated tensors: tied embeddings, equal biases)."""
+    name, seen = alias, set()
+    while name in ct2.aliases and name not in seen:
+        seen.add(name)
+        name = ct2.aliases[name]
+    if name not in ct2.variables:
+        raise BackboneError(f"the CTranslate2 model's alias {alias!r} points at no variable")
+    return ct2.variables[name]
 
 
 def _count_layers(v: dict[str, Any], side: str) -> int:
@@ -266,12 +268,15 @@ def _attention(
 # --- tokenizer, features, generation settings -----------------------------------------------------------------------
 
 
-def build_processor(tokenizer_json: Path, num_mel_bins: int) -> Any:
-    """A WhisperProcessor: the package's tokenizer and a feature extractor with the model's mel bins (80 here)."""
+def build_processor(tokenizer_json: Path, sizes: dict[str, int]) -> Any:
+    """A WhisperProcessor: the package's tokenizer and a feature extractor with the model's mel bins (80 for tiny
+    and base) and window (30 s: 1500 encoder positions, each two 10 ms frames)."""
     from transformers import WhisperFeatureExtractor, WhisperProcessor, WhisperTokenizer
 
     tokenizer = WhisperTokenizer(tokenizer_file=str(tokenizer_json))
-    return WhisperProcessor(WhisperFeatureExtractor(feature_size=num_mel_bins), tokenizer)
+    window_s = sizes["max_source_positions"] // 50
+    extractor = WhisperFeatureExtractor(feature_size=sizes["num_mel_bins"], chunk_length=window_s)
+    return WhisperProcessor(extractor, tokenizer)
 
 
 def special_ids(tokenizer: Any) -> dict[str, int]:
@@ -348,11 +353,11 @@ def convert(parts: list[Path], package_folder: Path, out: Path) -> dict[str, Any
         ct2 = read_ct2(stream, where=str(parts[0]))
     state, sizes = whisper_state_dict(ct2)
     ct2_config = json.loads((package_folder / "config.json").read_text())
-    processor = build_processor(package_folder / "tokenizer.json", sizes["num_mel_bins"])
+    processor = build_processor(package_folder / "tokenizer.json", sizes)
     config = whisper_config(sizes, special_ids(processor.tokenizer))
     with torch.device("meta"):
         model = WhisperForConditionalGeneration(config)
-    state = {k: t.float() for k, t in state.items()}
+    state = {k: t.to(torch.float32, copy=True) for k, t in state.items()}  # aliased tensors: copies, tied below
     result = model.load_state_dict(state, strict=True, assign=True)
     if result.missing_keys or result.unexpected_keys:  # strict=True raises first; kept as the stated invariant
         missing, extra = result.missing_keys, result.unexpected_keys

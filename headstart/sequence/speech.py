@@ -9,10 +9,12 @@ Audio is read with `headstart.data.audio.load_audio` at 16 kHz. In training (`co
 perturbed under its own seed with `headstart.features.audio_augment.noisy_copy` (speed 0.9-1.1x, gain +-6 dB, white
 noise at 10-30 dB SNR half the time, a shift of up to 0.1 s; `augment="none"` turns it off, "strong" widens it).
 
-Whisper reads 30 s windows: `generate` cuts longer audio into 30 s chunks that overlap by 2 s and joins their texts,
-dropping the words the overlap repeats. Targets are the transcript after Whisper's prompt (`<|startoftranscript|>`,
-language and task for multilingual models, `<|notimestamps|>`), ending with `<|endoftext|>`, padded with -100; the
-model's own start token begins the decoder input. A CTC model's targets are its characters (in the case its
+Whisper reads 30 s windows (its feature extractor's): `generate` cuts longer audio into windows that overlap by 2 s
+and joins their texts, dropping the words the overlap repeats; CTC models get 30 s chunks the same way.
+
+Whisper's targets are the transcript after its prompt (`<|startoftranscript|>`, language and task for multilingual
+models, `<|notimestamps|>`), ending with `<|endoftext|>`, padded with -100; the model's own start token begins the
+decoder input. A CTC model's targets are its characters (in the case its
 vocabulary uses), spaces as its word delimiter.
 
 Saved as `model/` (config.json, model.safetensors, generation_config.json) and `processor/` (tokenizer and feature
@@ -34,6 +36,7 @@ from headstart.errors import BackboneError, BundleError, DataError
 from headstart.sequence.adapter import Pair
 from headstart.sequence.strategies import merge_lora, select_trainable
 
+DEFAULT_BACKBONE = "headstart:whisper-tiny-en"
 SAMPLE_RATE = 16_000
 CHUNK_S, OVERLAP_S = 30.0, 2.0
 MODEL_DIR, PROCESSOR_DIR = "model", "processor"
@@ -75,7 +78,8 @@ class SpeechAdapter:
         import torch
 
         waves = [read_wave(s, str(s) if isinstance(s, (str, Path)) else f"audio #{i}") for i, s in enumerate(sources)]
-        chunks = [(i, c) for i, w in enumerate(waves) for c in split_chunks(w)]
+        window = self.processor.feature_extractor.n_samples / SAMPLE_RATE if self.kind == "whisper" else CHUNK_S
+        chunks = [(i, c) for i, w in enumerate(waves) for c in split_chunks(w, window, min(OVERLAP_S, window / 4))]
         texts: list[str] = []
         was_training = self.model.training
         self.model.eval()
