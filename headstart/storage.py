@@ -194,6 +194,20 @@ class FsspecStorage(Storage):
         with self._reaching(key), contextlib.suppress(FileNotFoundError):
             self.fs.rm_file(self._full(key))
 
+    def check(self) -> None:
+        """Reach the root once: StorageError when the endpoint cannot be reached or (object stores) the bucket is
+        missing. A missing prefix is fine: writing creates it."""
+        if self.atomic_put:
+            bucket = self._path.split("/", 1)[0]
+            try:
+                with self._reaching(""):
+                    self.fs.ls(bucket, detail=False, refresh=True)
+            except FileNotFoundError:
+                raise StorageError(
+                    f"{self.root}: the bucket {bucket!r} does not exist (or is not visible to you)"
+                ) from None
+        self.list("")
+
     def _temporary(self, key: str) -> str:
         head, _, name = self._full(key).rpartition("/")
         return f"{head}/.{name}.{uuid.uuid4().hex[:12]}.tmp"
@@ -226,5 +240,5 @@ def open_storage(location: str | Path, *, check: bool = False) -> Storage:
         return LocalStorage(location)
     store = FsspecStorage(str(location))
     if check:
-        store.list("")
+        store.check()
     return store

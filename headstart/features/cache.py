@@ -124,14 +124,10 @@ class ShardWriter:
         self.rows = np.lib.format.open_memmap(self._tmp, mode="w+", dtype=np.float32, shape=(count, dim))
         self.written = 0
 
-    def write(self, rows: np.ndarray) -> None:
-        """Append rows after those written so far."""
-        self.rows[self.written : self.written + len(rows)] = rows
-        self.written += len(rows)
-
-    def write_at(self, positions: np.ndarray, rows: np.ndarray) -> None:
-        """Put rows at the given positions (rows coming back out of order, e.g. from parallel workers)."""
-        self.rows[np.asarray(positions)] = rows
+    def write_at(self, positions: np.ndarray | slice, rows: np.ndarray) -> None:
+        """Put rows at their positions in the shard (a slice, or indices: rows may come back out of order from
+        parallel workers). Each position must be written once before `commit`."""
+        self.rows[positions] = rows
         self.written += len(rows)
 
     def commit(self, hashes: list[str]) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from headstart.backbones.base import Backbone
 from headstart.data.dataset import Dataset, content_hash
 from headstart.errors import DataError
 from headstart.features.cache import FeatureCache
+from headstart.features.engine import Engine, current
 
 
 class _Prepared(torch.utils.data.Dataset):
@@ -102,15 +104,20 @@ def extract_features(
     cache: FeatureCache | bool = True,
     progress: bool = True,
     out: Path | None = None,
+    engine: Engine | None = None,
 ) -> np.ndarray:
     """Embeddings of every item, shape (N, backbone.embed_dim), float32.
 
     Items already in the cache (same backbone spec, preprocessing, weights and item content) are read back; only the
     others go through the backbone. With `out`, the result is a memory-mapped .npy file written atomically.
+    `engine` (default: `headstart.features.engine.current()`, this process) may run the backbone on Ray instead:
+    same rows, same order.
     """
+    engine = engine or current()
     parts = getattr(backbone, "parts", None)
     if parts:  # a concat: backbone: each part through its own cache, side by side
         kwargs = {"batch_size": batch_size, "num_workers": num_workers, "cache": cache, "progress": progress}
+        kwargs["engine"] = engine
         joined = np.concatenate([extract_features(p, data, **kwargs) for p in parts], axis=1)
         return _assemble_all(joined, out)
     if not getattr(backbone, "cacheable", True):  # e.g. wide TF-IDF rows: cheaper to compute than to store
@@ -130,63 +137,86 @@ def extract_features(
     fresh = None
     if todo:
         order = [list(todo.values())[j] for j in batch_order(backbone, [items[i] for i in todo.values()])]
-        fresh = _run(backbone, items, where, hashes, order, batch_size, num_workers, store, key, progress)
+        job = _Job(backbone, [items[i] for i in order], [where[i] for i in order], batch_size, progress)
+        fresh = _run(job, [hashes[i] for i in order], num_workers, store, key, engine)
         computed = {hashes[i]: row for row, i in enumerate(order)}
 
     return _assemble(hashes, found, computed, fresh, backbone.embed_dim, out)
 
 
+@dataclass(frozen=True)
+class _Job:
+    """Items to put through a backbone, in the order they go."""
+
+    backbone: Backbone
+    items: list[Any]
+    where: list[str]
+    batch_size: int
+    progress: bool
+
+
 def _run(
-    backbone: Backbone,
-    items: list[Any],
-    where: list[str],
-    hashes: list[str],
-    order: list[int],
-    batch_size: int,
-    num_workers: int | None,
-    store: FeatureCache | None,
-    key: str,
-    progress: bool,
+    job: _Job, hashes: list[str], num_workers: int | None, store: FeatureCache | None, key: str, engine: Engine
 ) -> np.ndarray:
+    """The job's rows, into a new cache shard (committed at the end) or into memory."""
     from tqdm.auto import tqdm
 
-    workers = default_workers(backbone) if num_workers is None else num_workers
-    writer = store.writer(key, len(order), backbone.embed_dim) if store is not None else None
-    rows = writer.rows if writer is not None else np.empty((len(order), backbone.embed_dim), np.float32)
-    done = 0
-    bar = tqdm(total=len(order), desc=f"embedding with {backbone.spec}", unit="item", disable=not progress)
-    backbone.module.eval()
-    device = extraction_device()
-    home = next(iter(backbone.module.parameters()), torch.empty(0)).device
-    backbone.place(device)
+    dim = job.backbone.embed_dim
+    writer = store.writer(key, len(job.items), dim) if store is not None else None
+    rows = writer.rows if writer is not None else np.empty((len(job.items), dim), np.float32)
+    bar = tqdm(total=len(job.items), desc=f"embedding with {job.backbone.spec}", unit="item", disable=not job.progress)
+
+    def put(positions: np.ndarray | slice, emb: np.ndarray) -> None:
+        if writer is not None:
+            writer.write_at(positions, emb)
+        else:
+            rows[positions] = emb
+        bar.update(len(emb))
+
     try:
-        with torch.inference_mode():
-            for batch in iter_batches(
-                backbone,
-                [items[i] for i in order],
-                [where[i] for i in order],
-                batch_size=batch_size,
-                num_workers=workers,
-                pin_memory=device.type == "cuda",
-            ):
-                emb = backbone.embed(to_device(batch, device)).float().cpu().numpy()
-                if writer is not None:
-                    writer.write(emb)
-                else:
-                    rows[done : done + len(emb)] = emb
-                done += len(emb)
-                bar.update(len(emb))
+        if engine.name == "ray":
+            from headstart.features.ray_engine import embed_on_ray
+
+            embed_on_ray(job.backbone, job.items, job.where, engine=engine, batch_size=job.batch_size, on_rows=put)
+        else:
+            _embed_here(job, num_workers, put)
     except BaseException:
         if writer is not None:
             writer.abort()
         raise
     finally:
         bar.close()
-        backbone.place(home)  # callers (prediction, fine-tuning) find the backbone where it was
     if writer is not None:
-        shard = writer.commit([hashes[i] for i in order])
+        shard = writer.commit(hashes)
         return np.load(shard, mmap_mode="r")  # the committed rows, read back lazily: memory stays flat
     return rows
+
+
+def _embed_here(job: _Job, num_workers: int | None, put: Any) -> None:
+    """The job in this process: DataLoader workers decode, the backbone runs on the extraction device."""
+    backbone = job.backbone
+    workers = default_workers(backbone) if num_workers is None else num_workers
+    backbone.module.eval()
+    device = extraction_device()
+    home = next(iter(backbone.module.parameters()), torch.empty(0)).device
+    backbone.place(device)
+    done = 0
+    try:
+        with torch.inference_mode():
+            batches = iter_batches(
+                backbone,
+                job.items,
+                job.where,
+                batch_size=job.batch_size,
+                num_workers=workers,
+                pin_memory=device.type == "cuda",
+            )
+            for batch in batches:
+                emb = backbone.embed(to_device(batch, device)).float().cpu().numpy()
+                put(slice(done, done + len(emb)), emb)
+                done += len(emb)
+    finally:
+        backbone.place(home)  # callers (prediction, fine-tuning) find the backbone where it was
 
 
 def _assemble(
