@@ -4,7 +4,7 @@ into the on-disk cache so memory stays flat however many items there are."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from headstart.backbones.base import Backbone
 from headstart.data.dataset import Dataset, content_hash
 from headstart.errors import DataError
 from headstart.features.cache import FeatureCache
+from headstart.features.device import extraction_device, to_device
 from headstart.features.engine import Engine, current
 
 
@@ -43,25 +44,6 @@ def default_workers(backbone: Backbone) -> int:
     if backbone.modality == "image":
         return min(8 if gpu else 4, cpus - 1)
     return min(4, cpus - 1) if gpu else 0
-
-
-def extraction_device() -> torch.device:
-    """`HEADSTART_DEVICE` when set (cpu, cuda, cuda:1, mps), else the first GPU if there is one, else the CPU."""
-    name = os.environ.get("HEADSTART_DEVICE", "").strip()
-    if name:
-        return torch.device(name)
-    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
-
-
-def to_device(batch: Any, device: torch.device) -> Any:
-    """A collated batch (a tensor, or a dict / list of them) moved to `device`."""
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, Mapping):  # a dict, or a tokenizer's BatchEncoding (a UserDict)
-        return {k: to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(to_device(v, device) for v in batch)
-    return batch
 
 
 def batch_order(backbone: Backbone, items: Sequence[Any]) -> list[int]:

@@ -28,6 +28,7 @@ import torch
 
 from headstart.backbones.base import Backbone
 from headstart.errors import DataError, HeadstartError
+from headstart.features.device import extraction_device, to_device
 from headstart.features.engine import Engine
 
 log = logging.getLogger(__name__)
@@ -107,8 +108,6 @@ class Embedder:
     """One actor of the pool: holds the backbone on its device, and maps decoded batches to (idx, vector) rows."""
 
     def __init__(self, backbone: Backbone, threads: int) -> None:
-        from headstart.features.extract import extraction_device
-
         torch.set_num_threads(threads)
         self.backbone = backbone
         self.device = extraction_device()
@@ -116,8 +115,6 @@ class Embedder:
         self.backbone.place(self.device)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from headstart.features.extract import to_device
-
         prepared = [_as_prepared(p) for p in batch["prepared"]]
         with torch.inference_mode():
             emb = self.backbone.embed(to_device(self.backbone.collate(prepared), self.device))
