@@ -22,7 +22,7 @@ def select_trainable(model: Any, strategy: str, *, encoder: Any, lora_r: int = 8
     if strategy not in STRATEGIES:
         raise HeadstartError(f"strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
     if not hasattr(model, FIXED):  # parameters the model itself never trains (e.g. sinusoidal positions)
-        setattr(model, FIXED, {n for n, p in model.named_parameters() if not p.requires_grad})
+        setattr(model, FIXED, _fixed(model))
     fixed = getattr(model, FIXED)
     for name, p in model.named_parameters():
         p.requires_grad_(name not in fixed)
@@ -50,6 +50,15 @@ def _add_lora(model: Any, r: int, alpha: int) -> None:
 
 
 FIXED = "_headstart_fixed_parameters"
+
+
+def _fixed(model: Any) -> set[str]:
+    """Frozen parameters, and those of sinusoidal position tables (loading can leave them with requires_grad)."""
+    fixed = {n for n, p in model.named_parameters() if not p.requires_grad}
+    for prefix, module in model.named_modules():
+        if "Sinusoidal" in type(module).__name__:
+            fixed |= {f"{prefix}.{n}" if prefix else n for n, _ in module.named_parameters()}
+    return fixed
 
 
 def merge_lora(model: Any) -> None:

@@ -64,12 +64,12 @@ def build_tiny_marian(folder: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def toy_table(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A CSV of 160 toy translation pairs (source, target)."""
+    """A CSV of 240 toy translation pairs (source, target) and one row without a target."""
     import csv
 
     path = tmp_path_factory.mktemp("toy-translation") / "pairs.csv"
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["source", "target"])
-        writer.writerows(toy_pairs(160))
+        writer.writerows([*toy_pairs(240), ("one two", "")])
     return path
