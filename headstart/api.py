@@ -24,6 +24,7 @@ __all__ = [
     "default_backbone",
     "diagnose",
     "embed",
+    "embed_parts",
     "evaluate",
     "fit",
     "list_backbones",
@@ -46,22 +47,79 @@ def embed(
     progress: bool = True,
     text_column: str | None = None,
     strict: bool = False,
+    engine: str | None = None,
+    workers: int | None = None,
+    gpus_per_worker: float | None = None,
 ) -> np.ndarray:
     """Step 1, `f_feat(x) = f_enc(x)`: features of every item, through the on-disk cache.
 
     Row i belongs to the i-th usable item; items that could not be used (listed in the dataset's `issues`) have no
     row. With `out` (a .npy file), `ids_path(out)` is written beside it: a CSV of `row,id` naming each row's item (its
-    file, or its table and row), so the features can be joined back to the user's data."""
-    from headstart.backbones import create_backbone
+    file, or its table and row), so the features can be joined back to the user's data. For outputs larger than
+    memory, or on object storage, see `embed_parts`.
+
+    `engine="ray"` runs the backbone on a Ray cluster (`RAY_ADDRESS`, else a local one): `workers` actors holding
+    one backbone each, `gpus_per_worker` GPUs each; the rows are the same, in the same order."""
     from headstart.features import extract_features
+
+    ds, bb = _embedding(data, backbone, text_column, strict)
+    with _engine(engine, workers, gpus_per_worker) as runner:
+        x = extract_features(bb, ds, batch_size=batch_size, cache=cache, progress=progress, out=out, engine=runner)
+    if out is not None:
+        _write_ids(ids_path(out), ds.where)
+    return x
+
+
+def embed_parts(
+    data: Any,
+    *,
+    out: str | Path,
+    backbone: str | None = None,
+    rows_per_part: int | None = None,
+    batch_size: int = 32,
+    cache: bool = True,
+    progress: bool = True,
+    text_column: str | None = None,
+    strict: bool = False,
+    engine: str | None = None,
+    workers: int | None = None,
+    gpus_per_worker: float | None = None,
+) -> dict[str, Any]:
+    """`embed` into Parquet parts (`part-00000-of-00008.parquet`: row, id, vector) in the folder or fsspec URL `out`
+    (`s3://bucket/prefix`), one part at a time, so memory stays flat; parts finished by an earlier run on the same
+    items and backbone are kept. Returns what was done: `rows`, `dim`, the part names `written` and `kept`.
+    Read them back with `headstart.features.parts.read_parts(out)` (or any Parquet reader)."""
+    from headstart.features import extract_features
+    from headstart.features.parts import ROWS_PER_PART, write_parts
+
+    ds, bb = _embedding(data, backbone, text_column, strict)
+    settings = {"batch_size": batch_size, "cache": cache, "progress": progress}
+    with _engine(engine, workers, gpus_per_worker) as runner:
+
+        def features_for(rows: slice) -> np.ndarray:
+            return extract_features(bb, ds.subset(range(rows.start, rows.stop)), engine=runner, **settings)
+
+        done = write_parts(
+            out, ds.where, ds.content_hashes(), bb.cache_key, features_for, rows_per_part=rows_per_part or ROWS_PER_PART
+        )
+    return {"out": str(out), "rows": len(ds), "dim": bb.embed_dim, **done}
+
+
+def _embedding(data: Any, backbone: str | None, text_column: str | None, strict: bool) -> tuple[Any, Any]:
+    """The dataset to embed and the backbone for it (the modality's default when none is named)."""
+    from headstart.backbones import create_backbone
 
     ds = load_dataset(data, text_column=text_column, strict=strict)
     bb = create_backbone(backbone or default_backbone(ds.modality))
     check_modality(bb, ds)
-    x = extract_features(bb, ds, batch_size=batch_size, cache=cache, progress=progress, out=out)
-    if out is not None:
-        _write_ids(ids_path(out), ds.where)
-    return x
+    return ds, bb
+
+
+def _engine(engine: str | None, workers: int | None, gpus_per_worker: float | None) -> Any:
+    """A context running the feature extraction inside it on `engine` (see `headstart.features.engine`)."""
+    from headstart.features.engine import engine_from, using
+
+    return using(engine_from(engine, workers, gpus_per_worker))
 
 
 def ids_path(out: str | Path) -> Path:
@@ -102,6 +160,9 @@ def fit(
     strategy: str = "probe",
     time_budget: float | None = None,
     task: str = "classify",
+    engine: str | None = None,
+    workers: int | None = None,
+    gpus_per_worker: float | None = None,
     **options: Any,
 ) -> TransferModel:
     """Steps 1 and 2: features from a pretrained backbone, one head per label column, scored honestly, saved.
@@ -119,6 +180,8 @@ def fit(
 
     `task="seq2seq"` or `"transcribe"`: a sequence model fine-tuned on (source, target) pairs instead, returned as a
     `SequenceModel` (strategy full, decoder or lora); see `headstart.sequencing.fit_sequence` for `options`.
+
+    `engine="ray"` (with `workers`, `gpus_per_worker`) extracts the probe's features on Ray, as `embed` does.
     """
     from headstart.runs import open_run
 
@@ -152,10 +215,11 @@ def fit(
     }
     if strategy not in ("auto", "probe", "setfit"):  # fine-tuning writes its own run folder as it trains
         return _fine_tune(run, strategy, recipe, out=out, refit=refit, options=options)
-    if strategy == "auto":
-        model = _auto(run, recipe, time_budget, options)
-    else:
-        model = _probe(run, strategy, recipe, options)
+    with _engine(engine, workers, gpus_per_worker):
+        if strategy == "auto":
+            model = _auto(run, recipe, time_budget, options)
+        else:
+            model = _probe(run, strategy, recipe, options)
     model.report.setdefault("timing_s", {})["load"] = run.load_s
     if out is not None:
         if "leaderboard" in model.report:
@@ -294,11 +358,20 @@ def _loaded(model: Any) -> Any:
     return model if isinstance(model, (TransferModel, SequenceModel)) else load(model)
 
 
-def predict_rows(model: TransferModel | str | Path, inputs: Any, *, top_k: int = 1) -> list[dict[str, Any]]:
+def predict_rows(
+    model: TransferModel | str | Path,
+    inputs: Any,
+    *,
+    top_k: int = 1,
+    engine: str | None = None,
+    workers: int | None = None,
+    gpus_per_worker: float | None = None,
+) -> list[dict[str, Any]]:
     """One dict per input for every task: its label, probability and, with `top_k` > 1, the best `top_k` labels
-    (see `TransferModel.predict_rows`)."""
+    (see `TransferModel.predict_rows`). `engine="ray"`: the backbone runs on Ray, as in `embed`."""
     model = load(model) if not isinstance(model, TransferModel) else model
-    return model.predict_rows(inputs, top_k=top_k)
+    with _engine(engine, workers, gpus_per_worker):
+        return model.predict_rows(inputs, top_k=top_k)
 
 
 def load(path: str | Path, *, trust_local_paths: bool = False) -> TransferModel:
@@ -332,14 +405,19 @@ def rank(
     text_column: str | None = None,
     label_columns: list[str] | None = None,
     strict: bool = False,
+    engine: str | None = None,
+    workers: int | None = None,
+    gpus_per_worker: float | None = None,
     **options: Any,
 ) -> Any:
     """Rank candidate backbones for `data` by transferability scores, before fitting anything; returns a Ranking
-    (`.results` best first, `.recommended`). Other `options`: see `headstart.select.ranking.rank`."""
+    (`.results` best first, `.recommended`). `engine="ray"`: features extracted on Ray, as in `embed`. Other
+    `options`: see `headstart.select.ranking.rank`."""
     from headstart.select.ranking import rank as run
 
     ds = load_dataset(data, text_column=text_column, label_columns=label_columns, strict=strict)
-    return run(ds, backbones, score=score, labels_per_class=labels_per_class, seed=seed, out=out, **options)
+    with _engine(engine, workers, gpus_per_worker):
+        return run(ds, backbones, score=score, labels_per_class=labels_per_class, seed=seed, out=out, **options)
 
 
 def diagnose(
@@ -351,12 +429,17 @@ def diagnose(
     text_column: str | None = None,
     label_columns: list[str] | None = None,
     strict: bool = False,
+    engine: str | None = None,
+    workers: int | None = None,
+    gpus_per_worker: float | None = None,
     **options: Any,
 ) -> Any:
     """Data diagnostics on one backbone's embeddings: balance, duplicates and leakage, suspect labels, outliers, and
-    a domain-shift test against `target`; returns a Diagnosis. Other `options`: see `headstart.select.diagnose`."""
+    a domain-shift test against `target`; returns a Diagnosis. `engine="ray"`: features extracted on Ray, as in
+    `embed`. Other `options`: see `headstart.select.diagnose`."""
     from headstart.select.diagnose import diagnose as run
 
     ds = load_dataset(data, text_column=text_column, label_columns=label_columns, strict=strict)
     other = None if target is None else load_dataset(target, modality=ds.modality, text_column=text_column)
-    return run(ds, target=other, backbone=backbone or default_backbone(ds.modality), out=out, **options)
+    with _engine(engine, workers, gpus_per_worker):
+        return run(ds, target=other, backbone=backbone or default_backbone(ds.modality), out=out, **options)

@@ -16,7 +16,7 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from headstart.errors import HeadstartError
 from headstart.paths import atomic_file
@@ -71,6 +71,10 @@ class Storage:
         """Download (or copy) `key` to the local file `local`."""
         raise NotImplementedError
 
+    def open(self, key: str) -> BinaryIO:
+        """`key` opened for reading, as a binary file object (FileNotFoundError when it is absent)."""
+        raise NotImplementedError
+
     def exists(self, key: str) -> bool:
         raise NotImplementedError
 
@@ -120,6 +124,9 @@ class LocalStorage(Storage):
 
     def get_file(self, key: str, local: Path) -> None:
         shutil.copyfile(self.path / key, local)
+
+    def open(self, key: str) -> BinaryIO:
+        return open(self.path / key, "rb")
 
     def exists(self, key: str) -> bool:
         return (self.path / key).exists()
@@ -185,6 +192,10 @@ class FsspecStorage(Storage):
     def get_file(self, key: str, local: Path) -> None:
         with self._reaching(key):
             self.fs.get_file(self._full(key), str(local))
+
+    def open(self, key: str) -> BinaryIO:
+        with self._reaching(key):
+            return self.fs.open(self._full(key), "rb")
 
     def exists(self, key: str) -> bool:
         with self._reaching(key):
