@@ -4,6 +4,7 @@ Groups (each shown in its own panel of `--help`):
 - data: `--text-column`, `--label-column`, `--strict`, on every command that reads a table or a folder;
 - distributed: `--devices`, `--accelerator`, `--precision`, `--num-nodes`, `--distributed-strategy`, Fabric's,
   on every command that trains a backbone (`--strategy` is always the recipe, never Fabric's);
+- scale-out: `--engine`, `--workers`, `--gpus-per-worker`, on every command that extracts features in bulk;
 - output: `--format`.
 Choices come from the registries (strategies, augmentation levels, pretraining methods, scores, modalities), so a
 new entry there is a new choice here.
@@ -110,6 +111,38 @@ DISTRIBUTED_STRATEGY = typer.Option(
     rich_help_panel=DISTRIBUTED_PANEL,
 )
 DISTRIBUTED = ("devices", "accelerator", "precision", "num_nodes", "distributed_strategy")
+
+# The scale-out group: where feature extraction runs (headstart.features.engine), on embed, predict, fit, rank and
+# diagnose.
+SCALE_PANEL = "Scale-out (Ray)"
+EngineName = _choices("EngineName", ("local", "ray"))  # headstart.features.engine.ENGINES, whose package pulls in torch
+ENGINE = typer.Option(
+    "local",
+    "--engine",
+    help="where features are extracted: local (this process) or ray (the cluster RAY_ADDRESS names, else a local one)",
+    rich_help_panel=SCALE_PANEL,
+)
+WORKERS = typer.Option(
+    None, "--workers", help="--engine ray: actors, each holding one backbone (default 1)", rich_help_panel=SCALE_PANEL
+)
+GPUS_PER_WORKER = typer.Option(
+    None,
+    "--gpus-per-worker",
+    help="--engine ray: GPUs each actor holds (0.5: two actors share one GPU)",
+    rich_help_panel=SCALE_PANEL,
+)
+
+
+def scale(ctx: typer.Context, engine: Any, workers: int | None, gpus_per_worker: float | None) -> dict[str, Any]:
+    """The scale-out group as the API names it; --workers and --gpus-per-worker only with --engine ray."""
+    if engine.value != "ray":
+        refuse(given(ctx, "workers", "gpus_per_worker"), "apply to --engine ray")
+    if workers is not None and workers < 1:
+        raise typer.BadParameter(f"{workers} is not a positive number", param_hint="--workers")
+    if gpus_per_worker is not None and gpus_per_worker < 0:
+        raise typer.BadParameter(f"{gpus_per_worker} is negative", param_hint="--gpus-per-worker")
+    return {"engine": engine.value, "workers": workers, "gpus_per_worker": gpus_per_worker}
+
 
 BUDGETS = typer.Option("4,16,all", "--budgets", help="labels per class to compare, comma-separated ('all': every one)")
 
