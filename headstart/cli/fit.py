@@ -93,6 +93,9 @@ def fit(
     target_column: str = o.TARGET_COLUMN,
     num_beams: int = o.NUM_BEAMS,
     max_length: int = o.MAX_LENGTH,
+    engine: o.EngineName = o.ENGINE,
+    workers: int = o.WORKERS,
+    gpus_per_worker: float = o.GPUS_PER_WORKER,
 ) -> None:
     """Extract features with a pretrained backbone, fit a head, evaluate on a held-out split, save the model.
 
@@ -105,6 +108,9 @@ def fit(
     if task.value != "classify":
         return sequence.fit(ctx, task.value)
     sequence.refuse_sequence_options(ctx, "classification")
+    scale = o.scale(ctx, engine, workers, gpus_per_worker)
+    if strategy.value not in ("probe", "auto"):
+        o.refuse(o.given(ctx, "engine", "workers", "gpus_per_worker"), "apply to --strategy probe and auto")
     tuning = ("epochs", "lr", "augment", "weight_decay", "dropout", "label_smoothing", "l2sp", "patience")
     tuning += ("val_size", "accumulate", "resume", *o.DISTRIBUTED)
     extra = o.parse_settings(settings)
@@ -152,6 +158,7 @@ def fit(
         batch_size=batch_size,
         progress=fmt.value == "table",
         strategy=strategy.value,
+        **scale,
         **options,
     )
     if model.report.get("global_rank", 0) != 0:  # another process of a distributed run: rank 0 reports
@@ -181,6 +188,9 @@ def predict(
     source_column: str = o.SOURCE_COLUMN,
     num_beams: int = o.NUM_BEAMS,
     max_length: int = o.MAX_LENGTH,
+    engine: o.EngineName = o.ENGINE,
+    workers: int = o.WORKERS,
+    gpus_per_worker: float = o.GPUS_PER_WORKER,
 ) -> None:
     """Predict labels for new inputs with a saved model (or, with --runtime onnx, an exported one); a sequence
     model generates text (a transcript, a translation, a headline) for each input."""
@@ -194,6 +204,9 @@ def predict(
 
     if top_k < 1:
         raise typer.BadParameter(f"{top_k} is not a positive number", param_hint="--top-k")
+    scale = o.scale(ctx, engine, workers, gpus_per_worker)
+    if runtime.value == "onnx":
+        o.refuse(o.given(ctx, "engine", "workers", "gpus_per_worker"), "apply to --runtime torch")
     model = api.load(model_dir) if runtime.value == "torch" else _exported(model_dir)
     if len(inputs) == 1 and _is_source(inputs[0]):
         ds = o.DataOptions(text_column, (), strict).load(inputs[0], modality=model.modality, labels=False)
@@ -208,7 +221,7 @@ def predict(
     if runtime.value == "onnx":
         rows = model.predict_rows(ds.items, top_k=top_k, where=ds.where)
     else:
-        rows = api.predict_rows(model, ds, top_k=top_k)
+        rows = api.predict_rows(model, ds, top_k=top_k, **scale)
     if fmt.value == "json":
         return emit(rows)
     table = Table(title=f"predictions of {model_dir}")
@@ -272,40 +285,78 @@ def evaluate(
 
 
 def embed(
+    ctx: typer.Context,
     data: str = typer.Argument(..., help="samples:NAME, a folder or a table"),
-    out: Path = typer.Option(..., "--out", "-o", help="a .npy file (float32, items x dims)"),
+    out: str = typer.Option(
+        ...,
+        "--out",
+        "-o",
+        help="a .npy file (float32, items x dims), or a folder or URL (s3://bucket/prefix/) for Parquet parts",
+    ),
     backbone: str = typer.Option(None, "--backbone", "-b"),
     batch_size: int = typer.Option(32, "--batch-size"),
-    cache: bool = typer.Option(True, "--cache/--no-cache", help="read and fill the on-disk feature cache"),
+    cache: bool = typer.Option(True, "--cache/--no-cache", help="read and fill the feature cache ($HEADSTART_CACHE)"),
+    rows_per_part: int = typer.Option(None, "--rows-per-part", help="Parquet parts: rows in each (default 100000)"),
     text_column: str = o.TEXT_COLUMN,
     strict: bool = o.STRICT,
     fmt: o.Format = o.FORMAT,
     runtime: o.Runtime = typer.Option(
         "torch", "--runtime", help="onnx: --backbone names an export folder (headstart export), run with onnxruntime"
     ),
+    engine: o.EngineName = o.ENGINE,
+    workers: int = o.WORKERS,
+    gpus_per_worker: float = o.GPUS_PER_WORKER,
 ) -> None:
-    """Extract features (f_feat(x) = f_enc(x)) of every item into a .npy file, through the cache."""
+    """Extract features (f_feat(x) = f_enc(x)) of every item into a .npy file or Parquet parts, through the cache."""
     from headstart import api
 
-    if out.suffix != ".npy":
-        raise typer.BadParameter(f"{out}: the output must be a .npy file", param_hint="--out")
+    scale = o.scale(ctx, engine, workers, gpus_per_worker)
+    parts = _parts_output(out)
+    o.refuse(o.given(ctx, "rows_per_part") if not parts else [], "applies to Parquet parts (--out a folder or URL)")
     if runtime.value == "onnx" and not backbone:
         raise o.NotApplicable("--runtime onnx needs --backbone EXPORT_DIR, the folder `headstart export` wrote")
+    if runtime.value == "onnx":
+        o.refuse(o.given(ctx, "engine", "workers", "gpus_per_worker", "rows_per_part"), "apply to --runtime torch")
     exported = _exported(Path(backbone)) if runtime.value == "onnx" else None
     modality = exported.modality if exported is not None else None
     ds = o.DataOptions(text_column, (), strict).load(data, modality=modality, labels=False)
     show_skipped(ds.issues, fmt)
+    progress = fmt.value == "table"
+    if not parts:
+        from headstart.storage import local_path
+
+        out = str(local_path(out))  # file:///x.npy as /x.npy
+    if parts:
+        done = api.embed_parts(ds, out=out, backbone=backbone, rows_per_part=rows_per_part, batch_size=batch_size,
+                               cache=cache, progress=progress, **scale)  # fmt: skip
+        if fmt.value == "json":
+            return emit({**done, "skipped": skipped(ds.issues)})
+        written, kept = len(done["written"]), len(done["kept"])
+        console.print(f"wrote {done['rows']} x {done['dim']} float32 features with their ids to [bold]{escape(out)}"
+                      f"[/bold]: {written} parts written, {kept} kept from an earlier run")  # fmt: skip
+        return None
     if exported is not None:
         o.refuse(["cache"] if not cache else [], "applies to --runtime torch")
-        x = _embed_exported(exported, ds, out, batch_size)
+        x = _embed_exported(exported, ds, Path(out), batch_size)
     else:
-        x = api.embed(ds, backbone=backbone, out=out, batch_size=batch_size, cache=cache, progress=fmt.value == "table")
+        x = api.embed(ds, backbone=backbone, out=out, batch_size=batch_size, cache=cache, progress=progress, **scale)
     ids = api.ids_path(out)
     if fmt.value == "json":
         payload = {"out": str(out), "ids": str(ids), "shape": list(x.shape), "dtype": str(x.dtype)}
         return emit({**payload, "skipped": skipped(ds.issues)})
     console.print(f"wrote {x.shape[0]} x {x.shape[1]} float32 features to [bold]{out}[/bold], the item of each row to "
                   f"[bold]{ids}[/bold]")  # fmt: skip
+
+
+def _parts_output(out: str) -> bool:
+    """Whether `--out` asks for Parquet parts (a URL, a folder, a name without suffix) rather than one .npy file."""
+    if out.endswith(".npy"):
+        if "://" in out and not out.startswith("file://"):
+            raise typer.BadParameter(f"{out}: a .npy output is a local file; give a URL folder for Parquet parts")
+        return False
+    if "://" in out or out.endswith("/") or Path(out).is_dir() or not Path(out).suffix:
+        return True
+    raise typer.BadParameter(f"{out}: give a .npy file, or a folder or URL for Parquet parts", param_hint="--out")
 
 
 def _exported(path: Path) -> Any:
