@@ -12,6 +12,7 @@ from headstart.cli.output import console, emit, show_skipped, skipped
 
 
 def rank(
+    ctx: typer.Context,
     data: str = typer.Argument(..., help="labelled data: samples:NAME, a folder or a table"),
     more_backbones: list[str] = typer.Argument(
         None, hidden=True, metavar="SPEC", help="specs after --backbones A, as in -b A B C"
@@ -32,6 +33,9 @@ def rank(
     label_column: list[str] = o.LABEL_COLUMN,
     strict: bool = o.STRICT,
     fmt: o.Format = o.FORMAT,
+    engine: o.EngineName = o.ENGINE,
+    workers: int = o.WORKERS,
+    gpus_per_worker: float = o.GPUS_PER_WORKER,
 ) -> None:
     """Rank backbones for your data by transferability scores (LogME, LEEP, NCE, H-score, kNN), no fitting needed.
 
@@ -41,6 +45,7 @@ def rank(
     from headstart.select.ranking import LABELS, SHORT, format_score, score_names
 
     task = o.one_label_column(label_column, "rank")
+    scale = o.scale(ctx, engine, workers, gpus_per_worker)
     specs = [s.strip() for spec in [*backbones, *(more_backbones or [])] for s in spec.split(",") if s.strip()]
     ds = o.DataOptions(text_column, tuple(label_column or ()), strict).load(data)
     show_skipped(ds.issues, fmt)
@@ -56,6 +61,7 @@ def rank(
         out=out,
         batch_size=batch_size,
         progress=fmt.value == "table",
+        **scale,
     )
     if fmt.value == "json":
         return emit({**ranking.to_dict(), "out": str(out) if out else None, "skipped": skipped(ds.issues)})
@@ -112,6 +118,9 @@ def diagnose(
     label_column: list[str] = o.LABEL_COLUMN,
     strict: bool = o.STRICT,
     fmt: o.Format = o.FORMAT,
+    engine: o.EngineName = o.ENGINE,
+    workers: int = o.WORKERS,
+    gpus_per_worker: float = o.GPUS_PER_WORKER,
 ) -> None:
     """Check data before training: class balance, duplicates and train/test leakage, likely label errors, outliers,
     and with --target a domain-shift test. With --out, writes a Markdown + JSON report and an embedding map."""
@@ -120,6 +129,7 @@ def diagnose(
 
     o.refuse([] if target else o.given(ctx, "permutations"), "only applies with --target (the shift tests)")
     task = o.one_label_column(label_column, "diagnose")
+    scale = o.scale(ctx, engine, workers, gpus_per_worker)
     loader = o.DataOptions(text_column, tuple(label_column or ()), strict)
     ds = loader.load(data)
     other = loader.load(target, modality=ds.modality, labels=False) if target else None
@@ -137,6 +147,7 @@ def diagnose(
         test_size=test_size,
         batch_size=batch_size,
         progress=fmt.value == "table",
+        **scale,
     )
     if fmt.value == "json":
         listed = skipped([*ds.issues, *(other.issues if other is not None else [])])
