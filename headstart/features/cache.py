@@ -13,13 +13,15 @@ shard is uploaded whole when it is committed, and read back by downloading it to
 
 from __future__ import annotations
 
+import atexit
+import functools
 import hashlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 import uuid
-import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +51,6 @@ class FeatureCache:
     def __init__(self, root: str | Path | None = None) -> None:
         self.root = root if root is not None else default_location()
         self.storage: Storage = open_storage(self.root)
-        self._downloads: Path | None = None
 
     @property
     def remote(self) -> bool:
@@ -87,20 +88,16 @@ class FeatureCache:
     def _fetch(self, rows_key: str, index: dict) -> tuple[Path, str | None]:
         """The shard's rows as a local file, and what is wrong with it (None when it verifies)."""
         path = self.storage.local(rows_key)
-        if path is None:
-            path = self._download_folder() / rows_key.replace("/", "--")
-            try:
-                self.storage.get_file(rows_key, path)
-            except FileNotFoundError:
-                return path, "rows file is missing"
+        if path is not None:
+            return path, _verify(path, index)
+        path = _mirror() / rows_key.replace("/", "--")  # shard names are random: one name, one content
+        if path.is_file() and _verify(path, index) is None:
+            return path, None  # written or downloaded before by this process
+        try:
+            self.storage.get_file(rows_key, path)
+        except FileNotFoundError:
+            return path, "rows file is missing"
         return path, _verify(path, index)
-
-    def _download_folder(self) -> Path:
-        """A private local folder for the shards read from remote storage, removed when this cache object goes."""
-        if self._downloads is None:
-            self._downloads = Path(tempfile.mkdtemp(prefix="headstart-shards-"))
-            weakref.finalize(self, _remove_tree, self._downloads)
-        return self._downloads
 
     def _discard(self, index_key: str, problem: str) -> None:
         log.warning("feature cache: %s: %s; recomputing its items", self.storage.url(_rows_key(index_key)), problem)
@@ -120,7 +117,7 @@ class ShardWriter:
             local.parent.mkdir(parents=True, exist_ok=True)
             self._tmp = local.with_name(f".{name}.npy.tmp")
         else:  # a local scratch file, uploaded whole on commit
-            self._tmp = cache._download_folder() / f".{name}.npy.tmp"
+            self._tmp = _mirror() / f".{name}.npy.tmp"
         self.rows = np.lib.format.open_memmap(self._tmp, mode="w+", dtype=np.float32, shape=(count, dim))
         self.written = 0
 
@@ -143,7 +140,7 @@ class ShardWriter:
             os.replace(self._tmp, local)
         else:
             self.storage.put_file(self._tmp, self.key)
-            local = self._tmp.with_name(self._tmp.name.lstrip(".").removesuffix(".tmp"))
+            local = _mirror() / self.key.replace("/", "--")  # where a lookup in this process looks first
             os.replace(self._tmp, local)
         self.storage.write_bytes(self.key.removesuffix(".npy") + ".json", json.dumps(index).encode())
         return local
@@ -179,7 +176,10 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _remove_tree(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
+@functools.cache
+def _mirror() -> Path:
+    """This process's local folder for shards of a remote cache (downloaded to read, or written before upload);
+    removed when the process ends. Locations handed out point into it, so it lives as long as the process."""
+    path = Path(tempfile.mkdtemp(prefix="headstart-shards-"))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path

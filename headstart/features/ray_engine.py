@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import socket
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -49,12 +50,27 @@ def connect() -> Any:
     if ray.is_initialized():
         return ray
     address = os.environ.get("RAY_ADDRESS") or None
+    if address and not _reachable(address):
+        raise EngineError(f"cannot join the Ray cluster at RAY_ADDRESS={address}: nothing answers there")
     try:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
         where = f"the Ray cluster at RAY_ADDRESS={address}" if address else "a local Ray cluster"
         raise EngineError(f"cannot join {where}: {_first_line(exc)}") from None
     return ray
+
+
+def _reachable(address: str, timeout: float = 3.0) -> bool:
+    """Whether something listens at a `host:port` (or `ray://host:port`) address, asked once with a short timeout:
+    `ray.init` itself waits minutes for a cluster that is not there. Other forms (`auto`) are left to Ray."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return True
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def embed_on_ray(
