@@ -92,7 +92,7 @@ class FeatureCache:
             return path, _verify(path, index)
         path = _mirror() / rows_key.replace("/", "--")  # shard names are random: one name, one content
         if path.is_file() and _verify(path, index) is None:
-            return path, None  # written or downloaded before by this process
+            return path, None  # downloaded (and verified) before by this process
         try:
             self.storage.get_file(rows_key, path)
         except FileNotFoundError:
@@ -140,7 +140,7 @@ class ShardWriter:
             os.replace(self._tmp, local)
         else:
             self.storage.put_file(self._tmp, self.key)
-            local = _mirror() / self.key.replace("/", "--")  # where a lookup in this process looks first
+            local = self._tmp.with_name(self._tmp.name.lstrip(".").removesuffix(".tmp"))
             os.replace(self._tmp, local)
         self.storage.write_bytes(self.key.removesuffix(".npy") + ".json", json.dumps(index).encode())
         return local
