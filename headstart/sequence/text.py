@@ -12,6 +12,7 @@ Saved as `model/` (config.json, model.safetensors, generation_config.json) and `
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -127,6 +128,8 @@ def load_adapter(
         raise BackboneError(f"{spec}: cannot build a seq2seq model from {where}: {_reason(exc)}") from None
     if warm:
         _set_special_tokens(model, tokenizer)
+        # transformers warns on every forward with labels that its loss changed in v4.12 (years ago): not news
+        warnings.filterwarnings("ignore", message="Version v4.12.0 introduces", category=FutureWarning)
     return TextAdapter(spec, model, tokenizer, "warm" if warm else "hf", max_source_length, max_target_length)
 
 
