@@ -134,6 +134,7 @@ def fit_sequence(
     out: str | Path | None = None,
     strategy: str = "full",
     max_train: int | None = None,
+    max_test: int | None = None,
     test: Any = None,
     test_size: float = 0.2,
     seed: int = 0,
@@ -164,6 +165,10 @@ def fit_sequence(
         raise DataError(f"task {task} needs a backbone (--backbone)")
     pairs = load_pairs(data, task=task, source_column=source_column, target_column=target_column, strict=strict)
     train, held_out = _partition(pairs, test, task, test_size, seed, max_train, source_column, target_column, strict)
+    if max_test is not None and max_test < len(held_out):  # a quick look: a seeded choice of the held-out pairs
+        import numpy as np
+
+        held_out = subset(held_out, np.sort(np.random.default_rng(seed).choice(len(held_out), max_test, False)))
     fit_part, val_part = _carve_validation(train, seed)
     folder = Path(out) if out is not None else None
     config = SequenceTrainConfig(
@@ -188,7 +193,7 @@ def fit_sequence(
     report = {
         "title": f"{task}: {spec} fine-tuned ({strategy})", "task": task, "backbone": spec, "strategy": strategy,
         "data": pairs.source, "test_data": held_out.source if test is not None else None,
-        "fingerprint": fingerprint(train), "seed": seed, "max_train": max_train,
+        "fingerprint": fingerprint(train), "seed": seed, "max_train": max_train, "max_test": max_test,
         "n_train": len(fit_part), "n_val": len(val_part), "n_test": len(held_out),
         "primary": PRIMARY[task][0], "metrics": metrics, "baselines": baselines,
         "settings": {"epochs": epochs, "lr": lr, "batch_size": batch_size, **generate, **options},
@@ -316,7 +321,7 @@ def to_markdown(report: dict[str, Any]) -> str:
     rows = {"this model": report["metrics"], **report.get("baselines", {})}
     names = list(report["metrics"])
     lines = [f"# {report['title']}", ""]
-    for key in ("data", "test_data", "seed", "max_train", "n_train", "n_val", "n_test", "best_epoch"):
+    for key in ("data", "test_data", "seed", "max_train", "max_test", "n_train", "n_val", "n_test", "best_epoch"):
         if report.get(key) is not None:
             lines.append(f"- **{key}**: {report[key]}")
     lines += ["", f"Scored on the same {report['n_test']} held-out pairs (main metric: {primary}).", ""]

@@ -89,6 +89,9 @@ def fit(
         "classify", "--task", help="classify; transcribe (audio + transcript) or seq2seq (source + target text)"
     ),
     max_train: int = typer.Option(None, "--max-train", help="keep N training pairs", rich_help_panel=o.SEQUENCE_PANEL),
+    max_test: int = typer.Option(
+        None, "--max-test", help="score on N of the held-out pairs (a quick look)", rich_help_panel=o.SEQUENCE_PANEL
+    ),
     source_column: str = o.SOURCE_COLUMN,
     target_column: str = o.TARGET_COLUMN,
     num_beams: int = o.NUM_BEAMS,

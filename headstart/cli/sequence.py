@@ -14,7 +14,7 @@ from rich.table import Table
 from headstart.cli import options as o
 from headstart.cli.output import console, emit, show_skipped
 
-SEQUENCE_OPTIONS = ("max_train", "source_column", "target_column", "num_beams", "max_length")
+SEQUENCE_OPTIONS = ("max_train", "max_test", "source_column", "target_column", "num_beams", "max_length")
 CLASSIFY_ONLY = ("head", "labels_per_class", "refit", "time_budget", "class_weight", "text_column", "label_column")
 CLASSIFY_ONLY += ("augment", "dropout", "label_smoothing", "l2sp", "patience", "val_size", "accumulate")
 CLASSIFY_ONLY += ("top_k", "noise_snr", "runtime")
@@ -60,7 +60,8 @@ def fit(ctx: typer.Context, task: str) -> None:
     fmt = p["fmt"].value
     model = api.fit(
         p["data"], task=task, backbone=p["backbone"][0] if p["backbone"] else None, out=p["out"],
-        strategy=strategy, max_train=p["max_train"], test=p["test"], test_size=p["test_size"], seed=p["seed"],
+        strategy=strategy, max_train=p["max_train"], max_test=p["max_test"], test=p["test"],
+        test_size=p["test_size"], seed=p["seed"],
         batch_size=p["batch_size"], max_length=p["max_length"], resume=p["resume"], baseline=p["baseline"],
         strict=p["strict"], source_column=p["source_column"], target_column=p["target_column"],
         progress=fmt == "table", train_options=train_options, **given, **extra,
