@@ -100,11 +100,24 @@ def check_evaluate(command: list[str], output: str, workdir: Path) -> None:
 def check_embed(command: list[str], output: str, workdir: Path) -> None:
     from headstart.data import load_data
 
-    x = np.load(workdir / option(command, "--out"))
     n = len(load_data(command[2]).items)
+    if not option(command, "--out").endswith(".npy"):  # Parquet parts (with --engine ray in the README)
+        return check_embed_parts(command, output, workdir, n)
+    x = np.load(workdir / option(command, "--out"))
     assert x.shape == (n, 1280) and x.dtype == np.float32 and np.isfinite(x).all()  # EfficientNet-Lite0: 1280-d
     ids = (workdir / option(command, "--out")).with_suffix(".ids.csv").read_text().splitlines()
     assert len(ids) == n + 1  # a header, then one row per feature row
+
+
+def check_embed_parts(command: list[str], output: str, workdir: Path, n: int) -> None:
+    from headstart.features.parts import read_parts
+
+    ids, x = read_parts(workdir / option(command, "--out"))
+    assert x.shape == (n, 1280) and len(set(ids)) == n and np.isfinite(x).all()  # every item once
+    assert "1 parts written, 0 kept" in " ".join(output.split())
+    npy = workdir / "digits.npy"  # the README's first embed command, on one process
+    if npy.is_file():
+        np.testing.assert_allclose(x, np.load(npy), rtol=1e-5, atol=1e-5)
 
 
 def check_backbones(command: list[str], output: str, workdir: Path) -> None:
