@@ -41,6 +41,7 @@ SAMPLE_RATE = 16_000
 CHUNK_S, OVERLAP_S = 30.0, 2.0
 MODEL_DIR, PROCESSOR_DIR = "model", "processor"
 GENERATE_BATCH = 8
+PROMPT_TOKENS = 4  # Whisper's prompt at most: start, language, task, no-timestamps
 AUGMENT_LEVELS = ("none", "light", "strong")
 
 
@@ -130,8 +131,8 @@ class SpeechAdapter:
             tok.set_prefix_tokens(language=self.language, task="transcribe" if self.language else None,
                                   predict_timestamps=False)  # fmt: skip
             ids = [row[1:] for row in tok([" " + t.strip() for t in texts]).input_ids]  # the model adds the start
-            ids = [row[: self.max_target_length - 1] + ([] if row[-1] == tok.eos_token_id else [tok.eos_token_id])
-                   for row in ids]  # fmt: skip
+            limit = min(self.max_target_length, self.model.config.max_target_positions - 1)
+            ids = [row if len(row) <= limit else row[: limit - 1] + [tok.eos_token_id] for row in ids]
         else:
             ids = tok([ctc_text(t, tok) for t in texts]).input_ids
         width = max(1, *(len(r) for r in ids))
@@ -150,6 +151,7 @@ class SpeechAdapter:
             logits = self.model(**batch).logits
             return [" ".join(t.split()) for t in tok.batch_decode(logits.argmax(dim=-1))]
         kwargs: dict[str, Any] = {"language": self.language, "task": "transcribe"} if self.language else {}
+        max_length = min(max_length, self.model.config.max_target_positions - PROMPT_TOKENS)
         with quiet():  # transformers warns that Whisper's fixed-size input has no attention mask: it needs none
             ids = self.model.generate(
                 batch["input_features"], num_beams=num_beams, max_new_tokens=max_length, do_sample=False, **kwargs
