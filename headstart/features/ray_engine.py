@@ -89,7 +89,7 @@ def embed_on_ray(
     context.print_on_execution_start = False
     cpus = _cpus_per_worker(ray, engine)
     rows = [{"idx": i, "item": item, "where": w} for i, (item, w) in enumerate(zip(items, where, strict=True))]
-    data = ray.data.from_items(rows)
+    data = ray.data.from_items(rows, override_num_blocks=_blocks(len(rows), batch_size, engine.workers))
     decoded = data.map_batches(
         _decode,
         fn_kwargs={"preparer": _without_weights(backbone)},
@@ -175,6 +175,13 @@ def _without_weights(backbone: Backbone) -> Backbone:
     if isinstance(inner, Backbone):
         light.__dict__["backbone"] = _without_weights(inner)
     return light
+
+
+def _blocks(items: int, batch_size: int, workers: int) -> int:
+    """How many blocks to cut the items into: a few batches each (a decoding task per block, so not one item each,
+    which is Ray's default for small lists), and enough blocks to keep every actor busy and to stream."""
+    batches = -(-items // batch_size)
+    return max(1, -(-batches // 4), min(batches, 4 * workers))
 
 
 def _cpus_per_worker(ray: Any, engine: Engine) -> float:
