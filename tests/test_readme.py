@@ -54,6 +54,8 @@ def read_report(folder: Path) -> dict[str, Any]:
 
 
 def check_fit(command: list[str], output: str, workdir: Path) -> None:
+    if option(command, "--task") in ("seq2seq", "transcribe"):
+        return check_sequence_fit(command, output, workdir)
     out = workdir / option(command, "--out")
     for name in ("headstart.json", "heads.safetensors", "confusion.png"):
         assert (out / name).is_file(), f"fit --out {out} wrote no {name}"
@@ -74,6 +76,23 @@ def check_fit(command: list[str], output: str, workdir: Path) -> None:
     if option(command, "--test-size") == "0":  # trained on every label; scored by cross-validation
         assert report["n_test"] == 0 and "cross-validation" in report["accuracy_from"]
         assert report["n_train"] == report["tasks"]["label"]["n"]
+
+
+def check_sequence_fit(command: list[str], output: str, workdir: Path) -> None:
+    """A sequence model's run folder: the bundle, the report with the counts the command asked for, the curves."""
+    out = workdir / option(command, "--out")
+    for name in ("headstart.json", "report.md", "metrics.csv", "curves.png"):
+        assert (out / name).is_file(), f"fit --out {out} wrote no {name}"
+    report = read_report(out)
+    assert json.loads((out / "headstart.json").read_text())["kind"] == "sequence"
+    assert report["task"] == option(command, "--task") and len(report["history"]) == int(option(command, "--epochs"))
+    if option(command, "--max-train"):
+        assert report["n_train"] + report["n_val"] == int(option(command, "--max-train"))
+    if option(command, "--max-test"):
+        assert report["n_test"] == int(option(command, "--max-test"))
+    assert bool(report["baselines"]) == ("--no-baseline" not in command)
+    assert report["history"][-1]["loss"] < report["history"][0]["loss"] or len(report["history"]) == 1
+    assert f"saved model and report to {option(command, '--out')}" in " ".join(output.split())
 
 
 def check_predict(command: list[str], output: str, workdir: Path) -> None:
@@ -251,7 +270,16 @@ def check_export_block(namespace: dict[str, Any], printed: str, workdir: Path) -
 CONSOLE_CHECKS["export"] = check_export
 
 
+def check_headlines_block(namespace: dict[str, Any], printed: str, workdir: Path) -> None:
+    model, scores = namespace["model"], namespace["scores"]
+    (headline,) = model.predict([namespace["article"]], num_beams=4, max_length=16)
+    assert model.task == "seq2seq" and headline.strip() and headline in printed
+    assert scores["n_test"] == 1 and set(scores["metrics"]) == {"chrf", "bleu", "rouge1", "rouge2", "rougeL"}
+    assert list(scores["baselines"]) == [f"lead {model.settings['lead_words']} words"]
+
+
 PYTHON_CHECKS: dict[str, Callable[[dict[str, Any], str, Path], None]] = {
+    'hs.load("runs/headlines")': check_headlines_block,
     'out="runs/bbc-api"': check_api_block,
     "make_pipeline(": check_pipeline_block,
     "load_export(": check_export_block,
@@ -325,6 +353,11 @@ def test_python_example(index: int, workdir, monkeypatch, capsys) -> None:
     monkeypatch.chdir(workdir)
     block = blocks("python")[index]
     check = python_check(block)
+    if "runs/headlines" in block and not (workdir / "runs" / "headlines").exists():  # saved by a README command
+        from tests.core.test_cli import run
+
+        (command,) = [c for c in console_commands() if "runs/headlines" in c]
+        assert run(*command[1:])[0] == 0
     namespace: dict[str, Any] = {}
     exec(compile(block, f"README.md python block {index}", "exec"), namespace)
     check(namespace, capsys.readouterr().out, workdir)
