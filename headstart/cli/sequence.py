@@ -17,7 +17,7 @@ from headstart.cli.output import console, emit, show_skipped
 SEQUENCE_OPTIONS = ("max_train", "max_test", "source_column", "target_column", "num_beams", "max_length")
 CLASSIFY_ONLY = ("head", "labels_per_class", "refit", "time_budget", "class_weight", "text_column", "label_column")
 CLASSIFY_ONLY += ("augment", "dropout", "label_smoothing", "l2sp", "patience", "val_size", "accumulate")
-CLASSIFY_ONLY += ("top_k", "noise_snr", "runtime")
+CLASSIFY_ONLY += ("top_k", "noise_snr", "runtime", "engine", "workers", "gpus_per_worker")
 TRAIN_SETTINGS = ("warmup", "weight_decay", "clip", "eval_max")  # --set KEY=VALUE for the loop; other keys: the model
 
 
