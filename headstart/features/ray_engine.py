@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import re
 import socket
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -88,11 +89,14 @@ def embed_on_ray(
     context.enable_progress_bars = False  # the caller shows one bar; stdout stays clean for --format json
     context.print_on_execution_start = False
     cpus = _cpus_per_worker(ray, engine)
-    rows = [{"idx": i, "item": item, "where": w} for i, (item, w) in enumerate(zip(items, where, strict=True))]
+    named = all(isinstance(item, str) for item in items)  # paths or texts travel in the rows, read in the tasks
+    rows = [{"idx": i, "where": w} for i, w in enumerate(where)]
+    if named:
+        rows = [{**row, "item": item} for row, item in zip(rows, items, strict=True)]
     data = ray.data.from_items(rows, override_num_blocks=_blocks(len(rows), batch_size, engine.workers))
     decoded = data.map_batches(
         _decode,
-        fn_kwargs={"preparer": _without_weights(backbone)},
+        fn_kwargs={"preparer": _without_weights(backbone), "items": None if named else list(items)},
         batch_size=batch_size,
         batch_format="numpy",
         num_cpus=DECODE_CPUS,
@@ -137,13 +141,15 @@ class Embedder:
         return {"idx": batch["idx"], "vector": emb.float().cpu().numpy()}
 
 
-def _decode(batch: dict[str, np.ndarray], preparer: Backbone) -> dict[str, Any]:
-    """Read and preprocess each item of a batch (in a Ray task): what `backbone.prepare` gives, as numpy."""
+def _decode(batch: dict[str, np.ndarray], preparer: Backbone, items: Sequence[Any] | None) -> dict[str, Any]:
+    """Read and preprocess each item of a batch (in a Ray task): what `backbone.prepare` gives, as numpy. The items
+    are the batch's `item` column (paths, texts), or with `items` the in-memory objects the batch's `idx` point to."""
     preparer.ready_to_prepare()
+    chosen = batch["item"] if items is None else [items[i] for i in batch["idx"]]
     prepared = []
-    for item, w in zip(batch["item"], batch["where"], strict=True):
+    for item, w in zip(chosen, batch["where"], strict=True):
         try:
-            p = preparer.prepare(item.item() if isinstance(item, np.ndarray) and item.ndim == 0 else item)
+            p = preparer.prepare(str(item) if isinstance(item, np.str_) else item)
         except Exception as exc:
             raise DataError(f"{w}: cannot be read ({exc})") from None
         prepared.append(p.numpy() if isinstance(p, torch.Tensor) else p)
@@ -196,15 +202,15 @@ def _cpus_per_worker(ray: Any, engine: Engine) -> float:
 
 
 def _user_error(exc: BaseException) -> BaseException:
-    """A failure inside Ray as the error a user can act on: a DataError from decoding keeps its message."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, HeadstartError):
-            return type(seen)(str(seen).splitlines()[-1].split(": ", 1)[-1] if "Traceback" in str(seen) else seen)
-        seen = getattr(seen, "cause", None) or seen.__cause__
-    for line in reversed(str(exc).splitlines()):
-        if "DataError: " in line:
-            return DataError(line.split("DataError: ", 1)[1])
+    """A failure inside Ray as the error a user can act on: a headstart error raised in a task or an actor (a
+    DataError naming an unreadable item) comes back as itself, one line, without Ray's tracebacks around it. Ray
+    hands the original over as text inside its own exception, so it is found there."""
+    from headstart import errors
+
+    found = re.search(r"headstart\.errors\.(\w+): (.+)", str(exc))
+    kind = getattr(errors, found.group(1), None) if found else None
+    if found and isinstance(kind, type) and issubclass(kind, HeadstartError):
+        return kind(found.group(2).strip())
     return exc
 
 

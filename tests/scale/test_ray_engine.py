@@ -53,6 +53,17 @@ def test_ray_gives_the_single_process_rows_in_order_with_the_cache_on_s3(
     np.testing.assert_array_equal(again, on_ray)
 
 
+def test_an_unreadable_item_on_ray_is_named_as_in_one_process(ray_cluster, tmp_path) -> None:
+    from headstart.backbones import create_backbone
+    from headstart.errors import DataError
+
+    (tmp_path / "empty.png").write_bytes(b"")  # not an image
+    items = [np.zeros((8, 8), np.uint8), str(tmp_path / "empty.png")]
+    with pytest.raises(DataError, match=r"^item #1: cannot be read \(") as caught:
+        extract_features(create_backbone(TINY), items, cache=False, progress=False, engine=Engine("ray"))
+    assert "Traceback" not in str(caught.value)
+
+
 def test_without_ray_installed_the_error_says_what_to_install(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails, as without the extra
     with pytest.raises(EngineError, match=r"pip install 'headstart\[ray\]'"):
@@ -80,7 +91,7 @@ def test_a_worker_killed_mid_job_is_retried_and_no_row_is_lost_or_doubled(ray_cl
     ids = [f"digit-{i}" for i in range(len(images))]
     marker = tmp_path / "died"
     dying = DiesOnce(TINY, str(marker))
-    ray = Engine("ray", workers=2)
+    ray = Engine("ray", workers=1)  # one actor: the job can only finish if Ray restarts it
 
     def features_for(rows: slice) -> np.ndarray:
         return extract_features(dying, images[rows], cache=False, progress=False, batch_size=8, engine=ray)
