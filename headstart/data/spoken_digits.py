@@ -11,7 +11,9 @@ import hashlib
 import json
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from headstart.data.dataset import Dataset
 from headstart.errors import DataError
@@ -55,12 +57,7 @@ def sample_folder() -> Path:
 def load_spoken_digits() -> Dataset:
     """The sample set, synthesised on first use; label "0".."9", group = voice."""
     folder = sample_folder()
-    if not (folder / "clips.json").is_file():
-        _build(folder)
-    try:
-        clips = json.loads((folder / "clips.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(f"{SOURCE}: the cached copy in {folder} is damaged ({exc}); delete that folder") from None
+    clips = cached_clips(folder, SOURCE, _build)
     return Dataset(
         modality="audio",
         items=[folder / c["file"] for c in clips],
@@ -82,28 +79,43 @@ def espeak_command(source: str = SOURCE) -> str:
     return exe
 
 
-def _build(folder: Path) -> None:
+def cached_clips(folder: Path, source: str, build: Callable[[Path], None]) -> list[dict[str, Any]]:
+    """The clip list (`clips.json`) of a synthesised sample in `folder`, built first when missing."""
+    if not (folder / "clips.json").is_file():
+        build(folder)
+    try:
+        return json.loads((folder / "clips.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"{source}: the cached copy in {folder} is damaged ({exc}); delete that folder") from None
+
+
+def speak(exe: str, voice: str, speed: int, pitch: int, text: str, path: Path, source: str = SOURCE) -> None:
+    """`text` spoken by espeak-ng (`voice`, words per minute, pitch 0..99) into `path` as 16 kHz mono 16-bit WAV."""
     import soundfile as sf
 
     from headstart.data.audio import read_audio
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    raw = path.with_name(f".{path.name}.raw.wav")
+    cmd = [exe, "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(raw), text]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0 or not raw.is_file():
+        reason = (done.stderr or done.stdout).strip().splitlines()[:1]
+        raise DataError(f"{source}: espeak-ng failed for voice {voice!r}: {reason}")
+    sf.write(str(path), read_audio(raw, SAMPLE_RATE), SAMPLE_RATE, subtype="PCM_16")
+    raw.unlink()
+
+
+def _build(folder: Path) -> None:
     from headstart.paths import atomic_dir
 
     exe = espeak_command()
     clips = []
     with atomic_dir(folder) as tmp:
-        raw = tmp / "raw.wav"
         for voice, espeak_voice in VOICES:
             for speed, pitch in STYLES:
                 for digit, word in enumerate(WORDS):
                     name = f"{digit}/{voice}-s{speed}-p{pitch}.wav"
-                    cmd = [exe, "-v", espeak_voice, "-s", str(speed), "-p", str(pitch), "-w", str(raw), word]
-                    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-                    if done.returncode != 0 or not raw.is_file():
-                        reason = (done.stderr or done.stdout).strip().splitlines()[:1]
-                        raise DataError(f"{SOURCE}: espeak-ng failed for voice {espeak_voice!r}: {reason}")
-                    wave = read_audio(raw, SAMPLE_RATE)
-                    (tmp / str(digit)).mkdir(exist_ok=True)
-                    sf.write(str(tmp / name), wave, SAMPLE_RATE, subtype="PCM_16")
+                    speak(exe, espeak_voice, speed, pitch, word, tmp / name)
                     clips.append({"file": name, "label": str(digit), "voice": voice, "speed": speed, "pitch": pitch})
-        raw.unlink()
         (tmp / "clips.json").write_text(json.dumps(clips, indent=1))

@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
 
 from headstart.data.dataset import Dataset
-from headstart.errors import DataError
 
 SOURCE = "samples:spoken-phrases"
 SAMPLE_RATE = 16_000
@@ -106,13 +104,10 @@ def sample_folder() -> Path:
 def load_spoken_phrases() -> Dataset:
     """The sample set, synthesised on first use: items are clips, `target` their transcripts, `split` the fixed
     train/test split, group = voice."""
+    from headstart.data.spoken_digits import cached_clips
+
     folder = sample_folder()
-    if not (folder / "clips.json").is_file():
-        _build(folder)
-    try:
-        clips = json.loads((folder / "clips.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(f"{SOURCE}: the cached copy in {folder} is damaged ({exc}); delete that folder") from None
+    clips = cached_clips(folder, SOURCE, _build)
     return Dataset(
         modality="audio",
         items=[folder / c["file"] for c in clips],
@@ -139,23 +134,12 @@ def clip_plan() -> list[dict]:
 
 
 def _build(folder: Path) -> None:
-    import soundfile as sf
-
-    from headstart.data.audio import read_audio
-    from headstart.data.spoken_digits import espeak_command
+    from headstart.data.spoken_digits import espeak_command, speak
     from headstart.paths import atomic_dir
 
     exe = espeak_command(SOURCE)
     plan = clip_plan()
     with atomic_dir(folder) as tmp:
-        raw = tmp / "raw.wav"
         for clip in plan:
-            cmd = [exe, "-v", clip["espeak"], "-s", str(clip["rate"]), "-p", str(clip["pitch"]), "-w", str(raw)]
-            done = subprocess.run([*cmd, clip["text"]], capture_output=True, text=True, check=False)
-            if done.returncode != 0 or not raw.is_file():
-                reason = (done.stderr or done.stdout).strip().splitlines()[:1]
-                raise DataError(f"{SOURCE}: espeak-ng failed for voice {clip['espeak']!r}: {reason}")
-            (tmp / clip["voice"]).mkdir(exist_ok=True)
-            sf.write(str(tmp / clip["file"]), read_audio(raw, SAMPLE_RATE), SAMPLE_RATE, subtype="PCM_16")
-        raw.unlink()
+            speak(exe, clip["espeak"], clip["rate"], clip["pitch"], clip["text"], tmp / clip["file"], SOURCE)
         (tmp / "clips.json").write_text(json.dumps(plan, indent=1))
