@@ -33,8 +33,6 @@ from headstart.errors import DataError, HeadstartError
 from headstart.features.device import extraction_device, to_device
 from headstart.features.engine import Engine
 
-log = logging.getLogger(__name__)
-
 DECODE_CPUS = 0.25  # what a decoding task asks for: they are short, and many run beside the actors
 
 
@@ -54,7 +52,7 @@ def connect() -> Any:
     if address and not _reachable(address):
         raise EngineError(f"cannot join the Ray cluster at RAY_ADDRESS={address}: nothing answers there")
     try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
         where = f"the Ray cluster at RAY_ADDRESS={address}" if address else "a local Ray cluster"
         raise EngineError(f"cannot join {where}: {_first_line(exc)}") from None
@@ -88,6 +86,7 @@ def embed_on_ray(
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # the caller shows one bar; stdout stays clean for --format json
     context.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # no per-job chatter ("execution finished", ...)
     cpus = _cpus_per_worker(ray, engine)
     named = all(isinstance(item, str) for item in items)  # paths or texts travel in the rows, read in the tasks
     rows = [{"idx": i, "where": w} for i, w in enumerate(where)]
