@@ -190,6 +190,7 @@ def fit_sequence(
         rand = module.load_adapter(spec, seed=seed, random_init=True, **options)
         _train(rand, fit_part, val_part, config, folder / RANDOM_INIT_DIR if folder else None)
         baselines["same architecture, random init"] = score(task, rand.generate(sources, **generate), references)
+        del rand  # its weights are not needed any more (a MiniLM pair: ~200 MB)
     report = {
         "title": f"{task}: {spec} fine-tuned ({strategy})", "task": task, "backbone": spec, "strategy": strategy,
         "data": pairs.source, "test_data": held_out.source if test is not None else None,
