@@ -69,7 +69,7 @@ class SpeechAdapter:
     def collate(self, pairs: list[Pair], *, train: bool) -> dict[str, Any]:
         waves = [read_wave(p.source, p.where) for p in pairs]
         if train and self.augment != "none":
-            waves = self._augmented(waves, pairs)
+            waves = self._augmented(waves)
         batch = self._inputs(waves)
         batch["labels"] = self._labels([p.target or "" for p in pairs])
         return self._on_device(batch)
@@ -103,7 +103,7 @@ class SpeechAdapter:
 
     # --- inputs and targets ------------------------------------------------------------------------------------------
 
-    def _augmented(self, waves: list[np.ndarray], pairs: list[Pair]) -> list[np.ndarray]:
+    def _augmented(self, waves: list[np.ndarray]) -> list[np.ndarray]:
         from headstart.features.audio_augment import LEVELS, noisy_copy
 
         call = next(self._calls)  # a new draw each batch, the same ones in every run with this seed
