@@ -52,10 +52,6 @@ class FeatureCache:
         self.root = root if root is not None else default_location()
         self.storage: Storage = open_storage(self.root)
 
-    @property
-    def remote(self) -> bool:
-        return self.storage.local("") is None
-
     def lookup(self, key: str, hashes: list[str]) -> dict[str, Location]:
         """Locations of the wanted hashes that are cached in verified shards."""
         wanted = set(hashes)

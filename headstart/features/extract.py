@@ -4,7 +4,7 @@ into the on-disk cache so memory stays flat however many items there are."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,7 +99,7 @@ def extract_features(
     parts = getattr(backbone, "parts", None)
     if parts:  # a concat: backbone: each part through its own cache, side by side
         kwargs = {"batch_size": batch_size, "num_workers": num_workers, "cache": cache, "progress": progress}
-        kwargs["engine"] = engine
+        kwargs |= {"engine": engine}
         joined = np.concatenate([extract_features(p, data, **kwargs) for p in parts], axis=1)
         return _assemble_all(joined, out)
     if not getattr(backbone, "cacheable", True):  # e.g. wide TF-IDF rows: cheaper to compute than to store
@@ -174,7 +174,7 @@ def _run(
     return rows
 
 
-def _embed_here(job: _Job, num_workers: int | None, put: Any) -> None:
+def _embed_here(job: _Job, num_workers: int | None, put: Callable[[slice, np.ndarray], None]) -> None:
     """The job in this process: DataLoader workers decode, the backbone runs on the extraction device."""
     backbone = job.backbone
     workers = default_workers(backbone) if num_workers is None else num_workers
