@@ -320,6 +320,8 @@ def embed(
         raise o.NotApplicable("--runtime onnx needs --backbone EXPORT_DIR, the folder `headstart export` wrote")
     if runtime.value == "onnx":
         o.refuse(o.given(ctx, "engine", "workers", "gpus_per_worker", "rows_per_part"), "apply to --runtime torch")
+        if parts:
+            raise o.NotApplicable("--runtime onnx writes a .npy file; Parquet parts (--out a folder) need torch")
     exported = _exported(Path(backbone)) if runtime.value == "onnx" else None
     modality = exported.modality if exported is not None else None
     ds = o.DataOptions(text_column, (), strict).load(data, modality=modality, labels=False)
