@@ -1,7 +1,8 @@
 """Speech to text on spoken phrases: Whisper tiny.en zero-shot against fine-tuned, on held-out voices, clean and at
 10 dB SNR; and headstart's transcription speed against faster-whisper on the same model and clips, in the same run.
 
-    python benchmarks/transcribe.py [--train 80] [--epochs 2] [--strategies full] [--speed-only] [--out PATH]
+    python benchmarks/transcribe.py [--model SPEC] [--train 80] [--epochs 2] [--strategies full] [--speed-only]
+                                    [--skip-speed] [--out PATH]
 
 Data: `samples:spoken-phrases` (espeak-ng). Training clips: `--train` drawn (seeded) from the training voices' 288
 clips. Test clips: from the four held-out voices, `--test-phrases` phrases per voice, half of them phrases the
@@ -103,7 +104,7 @@ def fine_tune(train, sets, seen, args, strategy: str) -> dict:
     from headstart.sequence.speech import load_adapter
     from headstart.sequence.train import SequenceTrainConfig, train_sequence
 
-    adapter = load_adapter(SPEC, seed=args.seed)
+    adapter = load_adapter(args.model, seed=args.seed)
     config = SequenceTrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch, strategy=strategy,
                                  seed=args.seed, progress=False, warmup=0.1)  # fmt: skip
     t0 = time.perf_counter()
@@ -178,6 +179,7 @@ def speed(clips: list, repeats: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=SPEC, help="the speed comparison always uses tiny.en")
     ap.add_argument("--train", type=int, default=80)
     ap.add_argument("--test-phrases", type=int, default=12, help="phrases per held-out voice (half seen, half unseen)")
     ap.add_argument("--epochs", type=int, default=2)
@@ -203,7 +205,7 @@ def main() -> None:
         f"({voices} held-out voices, {sum(seen)} seen / {len(seen) - sum(seen)} unseen phrases)")  # fmt: skip
     result: dict = {
         "command": "python benchmarks/transcribe.py " + " ".join(sys.argv[1:]),
-        "model": SPEC,
+        "model": args.model,
         "data": "samples:spoken-phrases",
         "train_clips": len(train),
         "train_voices": sorted({p.group for p in train}),
@@ -222,7 +224,7 @@ def main() -> None:
     }
     if not args.speed_only:
         log("zero-shot")
-        result["zero_shot"] = evaluate(load_adapter(SPEC, seed=args.seed), sets, seen)
+        result["zero_shot"] = evaluate(load_adapter(args.model, seed=args.seed), sets, seen)
         result["fine_tuned"] = [fine_tune(train, sets, seen, args, s) for s in args.strategies.split(",") if s]
     if not args.skip_speed:
         log("speed")
