@@ -13,7 +13,13 @@ import torch
 from headstart.errors import BackboneError, BundleError, DataError
 from headstart.sequence import speech
 from headstart.sequence.adapter import Pair, SequenceAdapter
-from tests.sequence.tiny_speech import build_tiny_ctc, build_tiny_whisper, chirp, write_clips
+from tests.sequence.tiny_speech import (
+    build_tiny_ctc,
+    build_tiny_whisper,
+    chirp,
+    one_thread,  # noqa: F401 (a fixture, used by name)
+    write_clips,
+)
 
 
 @pytest.fixture(scope="module")
@@ -29,15 +35,6 @@ def ctc_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> dict[str, Path]:
     return write_clips(tmp_path_factory.mktemp("clips"), {"up": (0.8, 200, 1200), "down": (1.2, 1500, 300)})
-
-
-@pytest.fixture
-def one_thread():
-    """Tiny models run fastest on one thread; two threads on a busy 2-core machine spin-wait on each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def pairs_of(clips: dict[str, Path]) -> list[Pair]:
@@ -84,7 +81,8 @@ def test_strategies_choose_what_trains(whisper_dir, strategy) -> None:
         assert trains and all("lora_" in n for n in trains)
 
 
-def test_a_tiny_whisper_learns_two_clips_and_comes_back_from_its_folder(whisper_dir, clips, tmp_path, one_thread):
+@pytest.mark.usefixtures("one_thread")
+def test_a_tiny_whisper_learns_two_clips_and_comes_back_from_its_folder(whisper_dir, clips, tmp_path) -> None:
     adapter = speech.load_adapter(f"hf:{whisper_dir}", augment="none")
     pairs = pairs_of(clips)
     adapter.select_trainable("full")

@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 
 import headstart as hs
-from tests.sequence.tiny_speech import build_tiny_whisper, chirp, write_clips
+from tests.sequence.tiny_speech import (
+    build_tiny_whisper,
+    chirp,
+    one_thread,  # noqa: F401 (a fixture, used by name)
+    write_clips,
+)
 
 
 @pytest.fixture(scope="module")
@@ -16,6 +21,7 @@ def whisper_dir(tmp_path_factory) -> Path:
     return build_tiny_whisper(tmp_path_factory.mktemp("tiny-whisper-api"))
 
 
+@pytest.mark.usefixtures("one_thread")
 def test_fit_predict_save_and_load(whisper_dir: Path, tmp_path: Path) -> None:
     pairs = [(chirp(0.5 + 0.05 * i, 300 + 20 * i, 900, seed=i), "hello") for i in range(12)]
     out = tmp_path / "run"
