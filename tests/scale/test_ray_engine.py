@@ -79,6 +79,13 @@ def test_an_unreachable_cluster_is_one_clear_error(digits_folder, tmp_path) -> N
     assert "Traceback" not in done.stderr and not (tmp_path / "x.npy").exists()
 
 
+def test_the_engine_choices_are_the_engines() -> None:
+    from headstart.cli import options as o
+    from headstart.features.engine import ENGINES
+
+    assert [e.value for e in o.EngineName] == list(ENGINES)
+
+
 def test_workers_without_the_ray_engine_are_refused(digits_folder, tmp_path) -> None:
     cmd = ["headstart", "embed", digits_folder, "--out", str(tmp_path / "x.npy"), "--workers", "2"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
