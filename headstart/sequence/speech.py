@@ -308,10 +308,10 @@ def _from_folder(where: str, kind: str, *, config: Any = None, processor_at: str
     """Model and processor; `config` given: the architecture from random weights (the from-scratch baseline)."""
     import transformers
 
-    cls = transformers.WhisperForConditionalGeneration if kind == "whisper" else transformers.AutoModelForCTC
+    cls = transformers.AutoModelForSpeechSeq2Seq if kind == "whisper" else transformers.AutoModelForCTC
     kwargs = _kwargs(where)
-    model = cls._from_config(config) if config is not None else cls.from_pretrained(where, **kwargs)
-    if config is not None:
+    model = cls.from_config(config) if config is not None else cls.from_pretrained(where, **kwargs)
+    if config is not None and kind == "whisper":  # Whisper's generate needs its control tokens, not the weights
         model.generation_config = transformers.GenerationConfig.from_pretrained(where, **kwargs)
     processor = transformers.AutoProcessor.from_pretrained(processor_at or where, **_kwargs(processor_at or where))
     return model, processor

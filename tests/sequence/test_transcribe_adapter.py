@@ -106,6 +106,15 @@ def test_a_tiny_whisper_learns_two_clips_and_comes_back_from_its_folder(whisper_
     assert back.generate(waves, max_length=20) == ["go up", "down we go now"]
 
 
+@pytest.mark.parametrize("which", ["whisper", "ctc"])
+def test_random_init_keeps_the_architecture_and_not_the_weights(which, whisper_dir, ctc_dir) -> None:
+    where = whisper_dir if which == "whisper" else ctc_dir
+    trained, scratch = speech.load_adapter(f"hf:{where}"), speech.load_adapter(f"hf:{where}", random_init=True)
+    a, b = trained.model.state_dict(), scratch.model.state_dict()
+    assert a.keys() == b.keys() and any(not torch.equal(a[k], b[k]) for k in a)
+    assert scratch.generate([chirp(0.5, 200, 800)], max_length=3)[0] is not None
+
+
 def test_long_audio_is_cut_into_overlapping_windows_and_joined() -> None:
     wave = np.zeros(int(5.0 * speech.SAMPLE_RATE), np.float32)
     chunks = speech.split_chunks(wave, 2.0, 0.5)
