@@ -22,6 +22,7 @@ import logging
 import os
 import re
 import socket
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -110,15 +111,17 @@ def embed_on_ray(
         num_gpus=engine.gpus_per_worker or None,
     )  # Ray Data restarts an actor that dies (max_restarts=-1) and reruns the batches it held (max_task_retries=-1)
     seen = np.zeros(len(items), dtype=bool)
-    try:
-        for batch in embedded.iter_batches(batch_size=None, batch_format="numpy"):
-            idx, vectors = np.asarray(batch["idx"]), np.asarray(batch["vector"], dtype=np.float32)
-            fresh = ~seen[idx]  # a batch run twice (a retry) is placed once
-            seen[idx] = True
-            if fresh.any():
-                on_rows(idx[fresh], vectors[fresh])
-    except Exception as exc:
-        raise _user_error(exc) from None
+    with warnings.catch_warnings():  # a job with fewer blocks than actors is fine, though Ray warns about it
+        warnings.filterwarnings("ignore", message="The minimum number of concurrent actors")
+        try:
+            for batch in embedded.iter_batches(batch_size=None, batch_format="numpy"):
+                idx, vectors = np.asarray(batch["idx"]), np.asarray(batch["vector"], dtype=np.float32)
+                fresh = ~seen[idx]  # a batch run twice (a retry) is placed once
+                seen[idx] = True
+                if fresh.any():
+                    on_rows(idx[fresh], vectors[fresh])
+        except Exception as exc:
+            raise _user_error(exc) from None
     if not seen.all():
         raise EngineError(f"Ray returned no features for {int((~seen).sum())} of {len(items)} items")
 
