@@ -140,10 +140,15 @@ def validate(adapter: SequenceAdapter, model: Any, val: list[Pair], c: SequenceT
     """The mean validation loss over `val`, and the task's metrics on generated text for its first `eval_max`."""
     model.eval()
     total, count = 0.0, 0
+    device = next(adapter.model.parameters()).device
     with torch.inference_mode():
         for start in range(0, len(val), c.batch_size):
             pairs = val[start : start + c.batch_size]
-            total += float(model(**adapter.collate(pairs, train=False)).loss) * len(pairs)
+            batch = {
+                k: v.to(device) if isinstance(v, torch.Tensor) else v
+                for k, v in adapter.collate(pairs, train=False).items()
+            }
+            total += float(model(**batch).loss) * len(pairs)
             count += len(pairs)
     shown = val[: c.eval_max]
     outputs = adapter.generate([p.source for p in shown], num_beams=c.num_beams, max_length=c.max_length)
