@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -116,7 +117,7 @@ def merge(path: Path, run: dict) -> list[dict]:
     import fcntl
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as lock:
+    with open(Path(tempfile.gettempdir()) / f"{path.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         result = json.loads(path.read_text()) if path.is_file() else {}
         result.update({"backbone": BACKBONE, "settings": SETTINGS,
