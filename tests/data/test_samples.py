@@ -15,7 +15,8 @@ from headstart.errors import DataError
 
 
 def test_samples_are_described() -> None:
-    assert set(SAMPLES) == {"digits", "bbc-news", "spoken-digits", "solar-cells", "tweet-sentiment"}
+    assert set(SAMPLES) == {"digits", "bbc-news", "spoken-digits", "solar-cells", "tweet-sentiment", "spoken-phrases",
+                            "bbc-headlines"}  # fmt: skip
     assert all(isinstance(text, str) and "\n" not in text for text in SAMPLES.values())
 
 
@@ -44,7 +45,8 @@ def test_unknown_sample_lists_the_known_ones() -> None:
         load_data("samples:mnist")
     assert str(err.value) == (
         "samples:mnist: unknown sample data set; the known ones are: samples:digits, samples:bbc-news, "
-        "samples:spoken-digits, samples:solar-cells, samples:tweet-sentiment"
+        "samples:spoken-digits, samples:solar-cells, samples:tweet-sentiment, samples:spoken-phrases, "
+        "samples:bbc-headlines"
     )
     with pytest.raises(DataError, match="samples:digits is a sample data set; label_columns=\\['y'\\] can only"):
         load_data("samples:digits", label_columns=["y"])
