@@ -278,10 +278,38 @@ def evaluate_sequence(
     if baseline and m.task == "seq2seq":
         n = int(m.settings.get("lead_words", 1))
         report["baselines"][f"lead {n} words"] = score(m.task, lead_words(sources, n), references)
+    if baseline:
+        found = _pretrained_baseline(m, sources, references, num_beams=num_beams, max_length=max_length)
+        report["baselines"].update(found.pop("baselines", {}))
+        report.update(found)
     if out is not None:
         Path(out).mkdir(parents=True, exist_ok=True)
         write_reports(Path(out), report, name="evaluation")
     return report
+
+
+def _pretrained_baseline(m: SequenceModel, sources: list[Any], references: list[str], **generate: Any) -> dict:
+    """The backbone the model was fine-tuned from, before fine-tuning, scored on the same pairs (as `fit` scores it:
+    transcribe's zero-shot Whisper, an `hf:` encoder-decoder) — under `baselines`, or a line under
+    `baseline_unavailable` when the backbone cannot be loaded any more here (a baseline is never worth failing for)."""
+    import inspect
+
+    from headstart.errors import HeadstartError
+
+    module = task_module(m.task)
+    accepted = inspect.signature(module.load_adapter).parameters
+    skip = ("spec", "seed", "random_init")
+    options = {k: v for k, v in m.settings.items() if k in accepted and k not in skip and v is not None}
+    try:
+        adapter = module.load_adapter(m.spec, seed=0, **options)
+    except (HeadstartError, OSError) as exc:
+        return {"baseline_unavailable": f"{m.spec} (not fine-tuned) could not be loaded: {exc}"}
+    if not getattr(adapter, "zero_shot", True):
+        return {}
+    beams = generate.get("num_beams") or int(m.settings.get("num_beams") or 1)
+    length = generate.get("max_length") or m.settings.get("max_length")
+    outputs = adapter.generate(sources, num_beams=beams, max_length=length)  # decoded as the model itself is
+    return {"baselines": {"pretrained, not fine-tuned": score(m.task, outputs, references)}}
 
 
 def predict_sequence(

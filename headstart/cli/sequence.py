@@ -97,7 +97,8 @@ def predict(ctx: typer.Context, model_dir: Path, inputs: list[str]) -> None:
 
 
 def evaluate(ctx: typer.Context, model_dir: Path, data: str) -> None:
-    """`headstart evaluate SEQUENCE_MODEL DATA`: the task's metrics, beside the lead-words baseline (seq2seq)."""
+    """`headstart evaluate SEQUENCE_MODEL DATA`: the task's metrics, beside the pretrained model before fine-tuning
+    (zero-shot Whisper, an `hf:` encoder-decoder) and, for seq2seq, the lead words."""
     from headstart.sequencing import evaluate_sequence
 
     p = ctx.params
@@ -110,6 +111,8 @@ def evaluate(ctx: typer.Context, model_dir: Path, data: str) -> None:
         return emit(report)
     show_skipped(report["skipped"], "table")
     console.print(scores_table(report))
+    if report.get("baseline_unavailable"):
+        console.print(f"[yellow]no pretrained baseline:[/yellow] {escape(report['baseline_unavailable'])}")
     if p["out"]:
         console.print(f"report written to [bold]{escape(str(p['out']))}[/bold]")
 

@@ -71,7 +71,8 @@ def test_without_ray_installed_the_error_says_what_to_install(monkeypatch) -> No
 
 
 def test_an_unreachable_cluster_is_one_clear_error(digits_folder, tmp_path) -> None:
-    env = {**os.environ, "RAY_ADDRESS": "127.0.0.1:9"}
+    # an empty cache: with every feature cached (an earlier test may have embedded these digits) nothing needs Ray
+    env = {**os.environ, "RAY_ADDRESS": "127.0.0.1:9", "HEADSTART_CACHE": str(tmp_path / "cache")}
     cmd = ["headstart", "embed", digits_folder, "-b", TINY, "--out", str(tmp_path / "x.npy"), "--engine", "ray"]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 2  # the CLI's exit status for every error a user can cause

@@ -50,6 +50,8 @@ def test_evaluate_and_predict_a_saved_model(fitted: tuple[Path, dict], tmp_path:
     assert done.returncode == 0, done.stderr
     scored = json.loads(done.stdout)
     assert scored["n_test"] == 40 and scored["metrics"]["chrf"] > scored["baselines"]["lead 3 words"]["chrf"]
+    untrained = scored["baselines"]["pretrained, not fine-tuned"]  # the hf: model it came from, on the same pairs
+    assert scored["metrics"]["chrf"] > untrained["chrf"] + 10
     done = headstart("predict", str(out), "one two", "three", "--num-beams", "2", "--format", "json")
     assert done.returncode == 0, done.stderr
     rows = json.loads(done.stdout)

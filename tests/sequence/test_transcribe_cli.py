@@ -80,6 +80,8 @@ def test_evaluate_and_predict_a_saved_model(fitted: tuple[Path, dict, Path]) -> 
     scored = json.loads(done.stdout)
     assert scored["n_test"] == 6 and {"wer", "cer"} <= set(scored["metrics"])
     assert scored["metrics"]["wer"] <= 0.5  # the untrained model scores 1.0 (it says nothing, or nonsense)
+    zero_shot = scored["baselines"]["pretrained, not fine-tuned"]  # the backbone it came from, on the same clips
+    assert zero_shot["wer"] > scored["metrics"]["wer"] + 0.3
     clip = str(fresh / "s40.wav")
     done = headstart("predict", str(out), clip, "--format", "json")
     assert done.returncode == 0, done.stderr
