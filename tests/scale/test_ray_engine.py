@@ -128,3 +128,26 @@ def test_cli_embed_on_ray_writes_parquet_parts_to_s3(s3_prefix, digits_folder, t
     np.testing.assert_allclose(vectors, here, rtol=1e-5, atol=1e-6)
     second = subprocess.run(cmd[:-2], capture_output=True, text=True, env=env, timeout=300)
     assert second.returncode == 0 and "0 parts written, 2 kept" in second.stdout
+
+
+@pytest.mark.slow
+def test_cli_predict_on_ray_gives_the_single_process_rows(digits_folder, tmp_path) -> None:
+    env = {**os.environ, "HEADSTART_CACHE": str(tmp_path / "cache")}
+    model = tmp_path / "model"
+    fitted = subprocess.run(["headstart", "fit", digits_folder, "-b", TINY, "--out", str(model), "--no-baseline"],
+                            capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    assert fitted.returncode == 0, fitted.stderr
+    env["HEADSTART_CACHE"] = str(tmp_path / "empty-cache")  # nothing cached: the features must come from Ray
+    predict = ["headstart", "predict", str(model), digits_folder, "--top-k", "3", "--format", "json"]
+    on_ray = subprocess.run([*predict, "--engine", "ray", "--workers", "2"], capture_output=True, text=True, env=env,
+                            timeout=300)  # fmt: skip
+    assert on_ray.returncode == 0, on_ray.stderr
+    here = subprocess.run(predict, capture_output=True, text=True, env={**env, "HEADSTART_CACHE": str(tmp_path / "c2")},
+                          timeout=300)  # fmt: skip
+    assert here.returncode == 0, here.stderr
+    ray_rows, rows = json.loads(on_ray.stdout), json.loads(here.stdout)
+    assert len(rows) == 60 and [r["input"] for r in ray_rows] == [r["input"] for r in rows]  # same items, same order
+    for a, b in zip(ray_rows, rows, strict=True):
+        task = next(k for k in b if k.endswith("_top")).removesuffix("_top")
+        assert [t["label"] for t in a[f"{task}_top"]] == [t["label"] for t in b[f"{task}_top"]]
+        assert a[f"{task}_probability"] == pytest.approx(b[f"{task}_probability"], abs=1e-5)
