@@ -2,7 +2,8 @@
 
 The pipeline, for the items not already in the feature cache:
 
-    from_items({idx, item, where})  ->  map_batches(decode)          tasks: read and preprocess each item
+    from_items({idx, item, where})  ->  map_batches(decode)          tasks: read and preprocess each item (images,
+                                                                     audio; texts are prepared in the actors)
                                     ->  map_batches(Embedder, ...)   actor pool: one backbone per actor, N actors,
                                                                      num_gpus each; collate + forward
                                     ->  iter_batches()               streamed to the caller as (idx, vectors)
@@ -88,19 +89,25 @@ def embed_on_ray(
     context.enable_progress_bars = False  # the caller shows one bar; stdout stays clean for --format json
     context.print_on_execution_start = False
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # no per-job chatter ("execution finished", ...)
-    cpus = _cpus_per_worker(ray, engine)
     named = all(isinstance(item, str) for item in items)  # paths or texts travel in the rows, read in the tasks
+    # texts are prepared by the actors themselves: preparing one is nothing next to its forward pass, and decoding
+    # tasks are processes that each import torch (measured: 3,000 sentences on 2 CPUs, 1 actor, 24.8 s with decoding
+    # tasks against 8.2 s in one process)
+    inline = named and backbone.modality == "text"
+    cpus = _cpus_per_worker(ray, engine, decoding=not inline)
     rows = [{"idx": i, "where": w} for i, w in enumerate(where)]
     if named:
         rows = [{**row, "item": item} for row, item in zip(rows, items, strict=True)]
     data = ray.data.from_items(rows, override_num_blocks=_blocks(len(rows), batch_size, engine.workers))
-    decoded = data.map_batches(
-        _decode,
-        fn_kwargs={"preparer": _without_weights(backbone), "items": None if named else list(items)},
-        batch_size=batch_size,
-        batch_format="numpy",
-        num_cpus=DECODE_CPUS,
-    )
+    decoded = data
+    if not inline:
+        decoded = data.map_batches(
+            _decode,
+            fn_kwargs={"preparer": _without_weights(backbone), "items": None if named else list(items)},
+            batch_size=batch_size,
+            batch_format="numpy",
+            num_cpus=DECODE_CPUS,
+        )
     embedded = decoded.map_batches(
         Embedder,
         fn_constructor_args=(backbone, max(1, round(cpus))),
@@ -137,6 +144,8 @@ class Embedder:
         self.backbone.place(self.device)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if "prepared" not in batch:  # texts: prepared here, not in decoding tasks
+            batch = _decode(batch, self.backbone, None)
         prepared = [_as_prepared(p) for p in batch["prepared"]]
         with torch.inference_mode():
             emb = self.backbone.embed(to_device(self.backbone.collate(prepared), self.device))
@@ -192,15 +201,15 @@ def _blocks(items: int, batch_size: int, workers: int) -> int:
     return max(1, -(-batches // 4), min(batches, 4 * workers))
 
 
-def _cpus_per_worker(ray: Any, engine: Engine) -> float:
+def _cpus_per_worker(ray: Any, engine: Engine, *, decoding: bool = True) -> float:
     """CPUs each actor asks for: the engine's choice, or on CPU-only work the cluster's CPUs shared between the
-    actors and the decoding tasks (so that decoding is never starved of a CPU); 1 when actors run on GPUs."""
+    actors and the decoding tasks, if any (so that decoding is never starved of a CPU); 1 when actors run on GPUs."""
     if engine.cpus_per_worker is not None:
         return engine.cpus_per_worker
     if engine.gpus_per_worker:
         return 1.0
     total = float(ray.cluster_resources().get("CPU", 1.0))
-    return max(DECODE_CPUS, (total - 2 * DECODE_CPUS) / engine.workers)
+    return max(DECODE_CPUS, (total - (2 * DECODE_CPUS if decoding else 0.0)) / engine.workers)
 
 
 def _user_error(exc: BaseException) -> BaseException:

@@ -53,6 +53,24 @@ def test_ray_gives_the_single_process_rows_in_order_with_the_cache_on_s3(
     np.testing.assert_array_equal(again, on_ray)
 
 
+def test_texts_on_ray_are_prepared_by_the_actors_and_equal_one_process(ray_cluster, tiny_st_dir, monkeypatch) -> None:
+    from headstart.backbones import create_backbone
+    from headstart.features import ray_engine
+    from tests.conftest import make_texts
+
+    texts = make_texts(50)[0] + ["a much longer text " * 8]  # lengths differ: batches are formed longest first
+    backbone = create_backbone(f"st:{tiny_st_dir}")
+    here = extract_features(backbone, texts, cache=False, progress=False, num_workers=0)
+
+    def no_decoding_task(*args, **kwargs):
+        raise AssertionError("a decoding task ran for texts")
+
+    # a decoding stage would ship this function to its tasks and fail the job; the actors import the module afresh
+    monkeypatch.setattr(ray_engine, "_decode", no_decoding_task)
+    on_ray = extract_features(backbone, texts, cache=False, progress=False, batch_size=8, engine=Engine("ray"))
+    np.testing.assert_allclose(on_ray, here, rtol=1e-5, atol=1e-6)
+
+
 def test_an_unreadable_item_on_ray_is_named_as_in_one_process(ray_cluster, tmp_path) -> None:
     from headstart.backbones import create_backbone
     from headstart.errors import DataError
