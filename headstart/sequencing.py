@@ -56,8 +56,12 @@ class SequenceModel:
     def predict(self, sources: Any, *, num_beams: int | None = None, max_length: int | None = None) -> list[str]:
         """The output text for each source (texts, audio paths or waveforms; or a file/folder/table of them)."""
         items = sources if isinstance(sources, list) else load_sources(sources, task=self.task)[0]
-        beams = num_beams or int(self.settings.get("num_beams", 1))
-        return self.adapter.generate(items, num_beams=beams, max_length=max_length or self.settings.get("max_length"))
+        return self.adapter.generate(items, **self.decoding(num_beams, max_length))
+
+    def decoding(self, num_beams: int | None = None, max_length: int | None = None) -> dict[str, Any]:
+        """The generation settings: those given, else the ones the model was trained and scored with."""
+        beams = num_beams or int(self.settings.get("num_beams") or 1)
+        return {"num_beams": beams, "max_length": max_length or self.settings.get("max_length")}
 
     def save(self, path: str | Path) -> Path:
         """The bundle folder: headstart.json (with the SHA-256 of every file the task wrote) and those files."""
@@ -296,6 +300,8 @@ def _pretrained_baseline(m: SequenceModel, sources: list[Any], references: list[
 
     from headstart.errors import HeadstartError
 
+    if not getattr(m.adapter, "zero_shot", True):  # same kind as the backbone (a warm start): nothing to load
+        return {}
     module = task_module(m.task)
     accepted = inspect.signature(module.load_adapter).parameters
     skip = ("spec", "seed", "random_init")
@@ -304,11 +310,7 @@ def _pretrained_baseline(m: SequenceModel, sources: list[Any], references: list[
         adapter = module.load_adapter(m.spec, seed=0, **options)
     except (HeadstartError, OSError) as exc:
         return {"baseline_unavailable": f"{m.spec} (not fine-tuned) could not be loaded: {exc}"}
-    if not getattr(adapter, "zero_shot", True):
-        return {}
-    beams = generate.get("num_beams") or int(m.settings.get("num_beams") or 1)
-    length = generate.get("max_length") or m.settings.get("max_length")
-    outputs = adapter.generate(sources, num_beams=beams, max_length=length)  # decoded as the model itself is
+    outputs = adapter.generate(sources, **m.decoding(**generate))  # decoded as the model itself is
     return {"baselines": {"pretrained, not fine-tuned": score(m.task, outputs, references)}}
 
 
