@@ -323,7 +323,7 @@ def _costly_model(
         )
     from headstart.finetuning import finetune
 
-    options = {"epochs": 5, **finetune_options}
+    options = dict(finetune_options)
     return finetune(
         ds,
         part=part,

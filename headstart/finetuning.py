@@ -35,7 +35,7 @@ def finetune(
     backbone: str | None = None,
     head: str = "linear",
     strategy: str = "finetune",
-    epochs: int = 5,
+    epochs: int | None = None,
     lr: float = 2e-3,
     batch_size: int = 32,
     out: str | Path | None = None,
@@ -85,6 +85,8 @@ def finetune(
     if part.test is None:
         raise DataError("fine-tuning scores on held-out items: give a test split (--test-size) or a test set (--test)")
     spec = backbone or default_backbone(ds.modality)
+    given = config
+    config = config.sized_to(len(part.train), int(fabric.world_size))
     fit_ds, val_ds = carve_validation(part.train, config.loop.val_size, seed)
     bb = create_backbone(spec)
     check_modality(bb, ds)
@@ -116,10 +118,27 @@ def finetune(
     metrics = _evaluate(scored, part.train, part.test, ds.tasks, seed, baseline, batch_size, progress)
     timing["evaluate"] = time.perf_counter() - t0
     _report(model, ds, metrics, timing, result, config, folder)
+    model.report["finetune"]["schedule"] = _schedule_note(given, config, len(part.train))
     _describe_items(model, part, fit_ds, val_ds, refit_epochs, test_source)
     if folder is not None:
         runs.save_run(model, folder, metrics)
     return model
+
+
+def _schedule_note(given: FinetuneConfig, config: FinetuneConfig, n_items: int) -> str:
+    """How long it trained and whether a validation part chose the epoch, and why (given, or sized to the data)."""
+    from headstart.finetune.config import MIN_STEPS, MIN_VAL_ITEMS
+
+    epochs = f"{config.total_epochs} epochs"
+    if given.loop.epochs is None:
+        epochs += f" (sized to {n_items} items: at least {MIN_STEPS} optimizer steps)"
+    if config.loop.val_size:
+        val = f"a validation part ({config.loop.val_size:g} of the training items) picked the best epoch"
+    elif given.loop.val_size is None:
+        val = f"no validation part (it would hold fewer than {MIN_VAL_ITEMS} items): the schedule ran to its end"
+    else:
+        val = "no validation part (val_size 0): the schedule ran to its end"
+    return f"{epochs}; {val}"
 
 
 def _refit(

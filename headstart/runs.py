@@ -233,7 +233,8 @@ def evaluate_model(model: TransferModel, ds: Dataset, x: np.ndarray) -> dict[str
 
 
 def summary(m: dict[str, Any]) -> dict[str, Any]:
-    return {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "n": m["n"]}
+    kept = ("accuracy", "balanced_accuracy", "macro_f1", "n")
+    return {k: m[k] for k in kept if k in m}
 
 
 def build_report(

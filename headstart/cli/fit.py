@@ -47,7 +47,12 @@ def fit(
     label_column: list[str] = o.LABEL_COLUMNS,
     strict: bool = o.STRICT,
     fmt: o.Format = o.FORMAT,
-    epochs: int = typer.Option(None, "--epochs", help="default 5", rich_help_panel=FINETUNE_PANEL),
+    epochs: int = typer.Option(
+        None,
+        "--epochs",
+        help="default: sized to the data, at least 100 optimizer steps in 5 to 50 epochs",
+        rich_help_panel=FINETUNE_PANEL,
+    ),
     lr: float = typer.Option(
         None, "--lr", help="head learning rate, top of the schedule (default 2e-3)", rich_help_panel=FINETUNE_PANEL
     ),
@@ -66,7 +71,10 @@ def fit(
         None, "--patience", help="stop after N epochs without a better val score", rich_help_panel=FINETUNE_PANEL
     ),
     val_size: float = typer.Option(
-        None, "--val-size", help="fraction of training items held out for validation", rich_help_panel=FINETUNE_PANEL
+        None,
+        "--val-size",
+        help="fraction of training items held out to pick the epoch (default 0.15 where that is 100 items, else 0)",
+        rich_help_panel=FINETUNE_PANEL,
     ),
     accumulate: int = typer.Option(
         None,

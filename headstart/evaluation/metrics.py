@@ -9,7 +9,8 @@ import numpy as np
 
 
 def classification_metrics(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]) -> dict[str, Any]:
-    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix (rows = true labels)."""
+    """Accuracy, balanced accuracy (the mean recall over the classes present), macro-F1, per-class
+    precision/recall/F1/support and the confusion matrix (rows = true labels)."""
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
     labels = [str(label) for label in labels]
@@ -19,6 +20,7 @@ def classification_metrics(y_true: Sequence[str], y_pred: Sequence[str], labels:
     return {
         "n": len(y_true),
         "accuracy": float(accuracy_score(y_true, y_pred)),
+        "balanced_accuracy": float(np.mean([r[i] for i in range(len(labels)) if s[i] > 0])) if len(y_true) else 0.0,
         "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
         "per_class": {
             label: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}

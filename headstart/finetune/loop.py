@@ -149,7 +149,7 @@ def train(
     # images of one size on a GPU: let cuDNN time its algorithms for each shape once (as timm's train script does)
     with _cudnn_autotune(backbone.modality == "image" and fabric.device.type == "cuda"):
         try:
-            for stage in plan_stages(config):
+            for stage in plan_stages(run.config):
                 _run_stage(run, stage)
         finally:
             run.runner.close()
@@ -178,6 +178,8 @@ def setup(
 ) -> Run:
     """Everything a run needs before its first stage: the network, the objective, the loaders, the epoch runner,
     and (with `resume`) the last checkpoint's weights and state, then each process's random state."""
+    if config.loop.epochs is None or config.loop.val_size is None:  # callers of `train` itself (lr-find, tests)
+        config = config.sized_to(len(train_ds), int(fabric.world_size))
     tasks = Tasks.from_dataset(train_ds)
     net, trainable = prepare_net(backbone, train_ds, tasks, config)
     y_train = tasks.encode(train_ds)

@@ -23,6 +23,34 @@ def test_options_go_to_their_concern_and_unknown_ones_fail():
         FinetuneConfig.from_options(augment="heavy")
 
 
+def test_the_schedule_is_sized_to_the_data_unless_given():
+    sized = FinetuneConfig.from_options(batch_size=32).sized_to
+    # 20 photos a class of 10: 6 full batches an epoch, no validation part (30 items could not tell epochs apart)
+    few = sized(200)
+    assert few.loop.val_size == 0.0 and few.loop.epochs == 17 and few.total_epochs == 17
+    many = sized(10_000)  # 8,500 to train on: 266 steps an epoch already, and 1,500 to validate on
+    assert many.loop.val_size == 0.15 and many.loop.epochs == 5
+    assert sized(8).loop.epochs == 50  # one step an epoch: capped
+    assert sized(200, world_size=2).loop.epochs == 34  # each process steps through half the items: 3 batches
+    given = FinetuneConfig.from_options(epochs=3, val_size=0.2).sized_to(80)
+    assert (given.loop.epochs, given.loop.val_size) == (3, 0.2)
+    stopping = FinetuneConfig.from_options(patience=2).sized_to(80)  # early stopping needs a validation part
+    assert stopping.loop.val_size == 0.15 and stopping.loop.epochs == 50  # 68 items left: 2 full batches
+    with pytest.raises(HeadstartError, match="not sized"):
+        _ = FinetuneConfig.from_options().total_epochs
+
+
+def test_an_unsized_run_trains_for_the_sized_schedule_and_says_so(digits60):
+    from headstart.finetuning import finetune
+
+    model = finetune(digits60, backbone=TINY_CNN, augment="none", refit=False, **FAST)
+    report = model.report["finetune"]
+    # 45 training items in batches of 16 (the short last one dropped): 2 steps an epoch, 50 epochs for 100 steps
+    assert report["epochs_run"] == 50 and report["config"]["loop"]["epochs"] == 50
+    assert report["config"]["loop"]["val_size"] == 0.0 and "val_accuracy" not in report["history"][-1]
+    assert report["schedule"].startswith("50 epochs (sized to 45 items: at least 100 optimizer steps); no validation")
+
+
 def test_layer_groups_follow_the_blocks():
     import timm
 
