@@ -2,15 +2,17 @@
 scikit-learn on the same features, and is `auto` never behind the better of the baseline and the probe?
 
     python benchmarks/quality.py [--sets bbc,tweets,digits,solar,spoken] [--budgets 4,16,all] [--seeds 0,1,2]
-                                 [--auto-budgets 4,16,all] [--max-items 3000]
+                                 [--auto-budgets 4,16,all] [--finetune-budgets 4,16] [--max-items 3000]
 
 For each set, labels-per-class budget and seed, on one seeded stratified split (25% test; `--max-items` caps the
 pool first, stratified, for the big sets): the modality's simple baseline (TF-IDF / raw pixels / log-mel + logistic
 regression), scikit-learn's default `LogisticRegression()` on the backbone's frozen features, headstart's probe
 (the tuned linear head on the same features), and `fit(strategy="auto")` (cheap candidates: baseline, linear and
-MLP heads, features joined with the baseline's), each scored on the same test items. Mean ± std over seeds, with
-wall time (features come from the cache, extracted once per set). Fine-tuning figures live in their own benchmarks
-(finetune.py, setfit.py, audio.py). Writes benchmarks/results/quality.json and prints a table.
+MLP heads, features joined with the baseline's), and at --finetune-budgets the set's fine-tuning strategy with its
+defaults (FINETUNE: the schedule sized to the data), each scored on the same test items. Mean ± std over seeds,
+with wall time (features come from the cache, extracted once per set; fine-tuning has no cache). More fine-tuning
+figures live in their own benchmarks (finetune_recipe.py, setfit.py, audio.py). Writes
+benchmarks/results/quality.json and prints a table.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ SETS = {
     "solar": ("samples:solar-cells", "headstart:efficientnet-lite0"),
     "spoken": ("samples:spoken-digits", "headstart:speech-embedding"),
 }
+
+# the fine-tuning strategy of the `finetune` column, per set, with its defaults
+FINETUNE = {"bbc": "setfit", "tweets": "setfit", "digits": "finetune", "solar": "finetune", "spoken": "finetune"}
 
 
 def pool(source: str, max_items: int, seed: int = 0) -> Any:
@@ -102,6 +107,13 @@ def run_set(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
                 row["auto"] = float(model.report["tasks"][train.tasks[0]]["accuracy"])
                 row["auto_s"] = time.perf_counter() - t
                 row["auto_chosen"] = model.report["chosen"]
+            if budget in args.finetune_budgets.split(","):
+                t = time.perf_counter()
+                model = hs.fit(train, test=test, backbone=spec, strategy=FINETUNE[name], seed=seed, refit=False,
+                               baseline=False, progress=False)  # fmt: skip
+                row["finetune"] = float(model.report["tasks"][train.tasks[0]]["accuracy"])
+                row["finetune_s"] = time.perf_counter() - t
+                row["finetune_strategy"] = FINETUNE[name]
             row["load"] = os.getloadavg()[0]
             print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
             rows.append(row)
@@ -109,9 +121,10 @@ def run_set(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    methods = ["baseline", "sklearn_lr", "probe", "auto"]
-    lines = ["| set | labels/class | " + " | ".join(methods) + " | probe − sklearn | auto − max(baseline, probe) |"]
-    lines.append("|---|---|" + "---|" * (len(methods) + 2))
+    methods = ["baseline", "sklearn_lr", "probe", "finetune", "auto"]
+    gaps = " | probe − sklearn | finetune − probe | auto − max(baseline, probe) |"
+    lines = ["| set | labels/class | " + " | ".join(methods) + gaps]
+    lines.append("|---|---|" + "---|" * (len(methods) + 3))
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault((r["set"], r["budget"]), []).append(r)
@@ -124,7 +137,9 @@ def table(rows: list[dict[str, Any]]) -> str:
         gap = np.mean([r["probe"] - r["sklearn_lr"] for r in rs])
         auto = [r["auto"] - max(r["baseline"], r["probe"]) for r in rs if "auto" in r]
         auto_gap = f"{np.mean(auto):+.3f}" if auto else "-"
-        lines.append(f"| {name} | {budget} | " + " | ".join(cells) + f" | {gap:+.3f} | {auto_gap} |")
+        tuned = [r["finetune"] - r["probe"] for r in rs if "finetune" in r]
+        tuned_gap = f"{np.mean(tuned):+.3f}" if tuned else "-"
+        lines.append(f"| {name} | {budget} | " + " | ".join(cells) + f" | {gap:+.3f} | {tuned_gap} | {auto_gap} |")
     return "\n".join(lines)
 
 
@@ -133,6 +148,7 @@ def main() -> None:
     parser.add_argument("--sets", default=",".join(SETS))
     parser.add_argument("--budgets", default="4,16,all")
     parser.add_argument("--auto-budgets", default="4,16,all")
+    parser.add_argument("--finetune-budgets", default="4,16", help="budgets that also fine-tune (costly)")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--max-items", type=int, default=3000)
     parser.add_argument("--append", action="store_true", help="add to the rows already in the results file")
