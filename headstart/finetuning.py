@@ -129,7 +129,7 @@ def _schedule_note(given: FinetuneConfig, config: FinetuneConfig, n_items: int) 
     """How long it trained and whether a validation part chose the epoch, and why (given, or sized to the data)."""
     from headstart.finetune.config import MIN_STEPS, MIN_VAL_ITEMS
 
-    epochs = f"{config.total_epochs} epochs"
+    epochs = f"{config.total_epochs} epoch" + ("s" if config.total_epochs != 1 else "")
     if given.loop.epochs is None:
         epochs += f" (sized to {n_items} items: at least {MIN_STEPS} optimizer steps)"
     if config.loop.val_size:
@@ -293,6 +293,13 @@ def _write_config(
     return folder / CONFIG_FILE
 
 
+def kept_epoch_label(history: list[dict[str, Any]], epoch: int) -> str:
+    """The learning curve's words for the epoch whose weights were kept: chosen by validation, or simply the last."""
+    if any("val_loss" in r for r in history):
+        return f"best epoch ({epoch})"
+    return f"kept: the last epoch ({epoch}), no validation"
+
+
 def learning_curve_png(history: list[dict[str, Any]], path: Path, title: str, best_epoch: int | None) -> Path:
     """Training and validation loss (left axis) and validation accuracy (right axis) per epoch."""
     from headstart.evaluation.plots import _pyplot, _save
@@ -312,7 +319,7 @@ def learning_curve_png(history: list[dict[str, Any]], path: Path, title: str, be
         acc.set_ylim(0, 1.02)
         handles_from.append(acc)
     if best_epoch is not None:
-        ax.axvline(best_epoch, color="grey", linestyle=":", label=f"best epoch ({best_epoch})")
+        ax.axvline(best_epoch, color="grey", linestyle=":", label=kept_epoch_label(history, best_epoch))
     ax.set_xlabel("epoch")
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_ylabel("loss")

@@ -182,6 +182,8 @@ def fit(
     for key, words in (("accuracy_from", "accuracy measured on"), ("trained_on", "the saved model learned from")):
         if key in model.report:
             console.print(f"{words} {escape(str(model.report[key]))}", highlight=False)
+    if schedule := model.report.get("finetune", {}).get("schedule"):
+        console.print(f"trained for {escape(schedule)}", highlight=False)
     for line in baseline_warnings(model.report):
         err.print(f"[yellow]{escape(line)}[/yellow]", highlight=False)
     console.print(f"saved model and report to [bold]{out}[/bold]")

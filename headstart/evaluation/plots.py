@@ -17,6 +17,13 @@ def _pyplot() -> Any:
     return plt
 
 
+def _wrapped(title: str, chars: int) -> str:
+    """Each line of a title broken to at most `chars` characters, so that a long one fits its figure."""
+    import textwrap
+
+    return "\n".join(part for line in title.splitlines() for part in (textwrap.wrap(line, chars) or [""]))
+
+
 def confusion_png(confusion: list[list[int]], labels: list[str], path: Path, title: str) -> Path:
     """A row-normalised confusion matrix with the raw counts written in each cell."""
     plt = _pyplot()
@@ -29,7 +36,7 @@ def confusion_png(confusion: list[list[int]], labels: list[str], path: Path, tit
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(_wrapped(title, chars=int(size * 11)), fontsize=10)
     if len(labels) <= 25:
         for i in range(len(labels)):
             for j in range(len(labels)):

@@ -230,3 +230,12 @@ def test_embed_names_the_item_of_every_row_so_features_join_back(tmp_path, tiny_
     assert ids[1:] == [f"{i},notes.csv row {r}" for i, r in enumerate([1, 2, 4, 5, 6])]  # the empty row 3 has none
     again = hs.embed(["birds sing at dawn"], backbone=f"st:{tiny_st_dir}", progress=False)
     np.testing.assert_allclose(np.asarray(x)[2], again[0], rtol=1e-5, atol=1e-6)  # row 2 is table row 4
+
+
+def test_a_long_plot_title_is_wrapped_to_its_figure():
+    from headstart.evaluation.plots import _wrapped
+
+    title = "fine-tune (finetune): samples:solar-cells with headstart:efficientnet-lite0?size=128\nlabel: acc 0.489"
+    lines = _wrapped(title, chars=44).splitlines()
+    assert all(len(line) <= 44 for line in lines) and len(lines) == 3
+    assert lines[-1] == "label: acc 0.489" and " ".join(lines[:2]) == title.splitlines()[0]

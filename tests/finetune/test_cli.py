@@ -52,3 +52,19 @@ def test_a_distributed_setting_fabric_refuses_is_one_clear_error(digits_folder, 
     assert isinstance(result.exception, HeadstartError)
     assert "strategy=fsdp" in str(result.exception) and "only available on GPU" in str(result.exception)
     assert not (tmp_path / "m").exists()  # nothing half-written
+
+
+def test_fit_says_how_long_it_trained_and_that_no_validation_chose_the_epoch(digits_folder, tmp_path):
+    fit = CliRunner().invoke(
+        app,
+        ["fit", digits_folder, "-o", str(tmp_path / "m"), "-b", TINY_CNN, "--strategy", "finetune", "--epochs", "1",
+         "--augment", "none", "--set", "num_workers=0", "--no-baseline"],
+    )  # fmt: skip
+    assert fit.exit_code == 0, fit.output
+    # 45 training items: 15% would be 7 validation items, too few to tell epochs apart, so none were held out
+    assert "trained for 1 epoch; no validation part (it would hold fewer than 100 items)" in fit.output
+    from headstart.finetuning import kept_epoch_label
+
+    history = json.loads((tmp_path / "m" / "report.json").read_text())["finetune"]["history"]
+    assert kept_epoch_label(history, 1) == "kept: the last epoch (1), no validation"
+    assert kept_epoch_label([{**history[0], "val_loss": 0.5}], 1) == "best epoch (1)"
