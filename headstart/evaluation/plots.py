@@ -63,7 +63,7 @@ def budget_curve_png(rows: list[dict[str, Any]], path: Path, title: str) -> Path
     ax.set_ylim(max(0.0, low - 0.1), 1.005)  # the differences between methods are what the picture is for
     ax.grid(alpha=0.3)
     ax.legend()
-    ax.set_title(title, fontsize=10)
+    ax.set_title(_wrapped(title, chars=66), fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
 
