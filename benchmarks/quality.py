@@ -1,8 +1,8 @@
 """Quality on the shipped samples and two extra sets: is headstart's default never behind ten lines of
 scikit-learn on the same features, and is `auto` never behind the better of the baseline and the probe?
 
-    python benchmarks/quality.py [--sets bbc,tweets,titles,digits,solar,fashion,spoken] [--budgets 4,16,all] [--seeds 0,1,2]
-                                 [--auto-budgets 4,16,all] [--finetune-budgets 4,16] [--max-items 3000]
+    python benchmarks/quality.py [--sets bbc,tweets,titles,digits,solar,fashion,spoken] [--budgets 4,16,all]
+                                 [--seeds 0,1,2] [--auto-budgets 4,16,all] [--finetune-budgets 4,16] [--max-items 3000]
 
 For each set, labels-per-class budget and seed, on one seeded stratified split (25% test; `--max-items` caps the
 pool first, stratified, for the big sets): the modality's simple baseline (TF-IDF / raw pixels / log-mel + logistic
