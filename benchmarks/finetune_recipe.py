@@ -1,10 +1,11 @@
 """Which fine-tuning recipe pays off at 20 labels per class: probe vs default gradual/finetune vs candidate recipes.
 
-    python benchmarks/finetune_recipe.py [--data solar,digits] [--seeds 0,1,2] [--recipes probe,gradual,finetune,...]
+    python benchmarks/finetune_recipe.py [--data solar,digits,fashion] [--seeds 0,1,2] [--recipes probe,finetune,...]
 
 Data: `samples:solar-cells` (ELPV electroluminescence photos, 4 classes, grayscale 300 px) with
-`headstart:efficientnet-lite0?size=--solar-size` (default 128), and `samples:digits` with `?size=64`
-(`hflip=False` for every digits run: a mirrored digit is another symbol). Every method of one seed trains on the
+`headstart:efficientnet-lite0?size=--solar-size` (default 128), `samples:digits` with `?size=64`
+(`hflip=False` for every digits run: a mirrored digit is another symbol), and `samples:fashion-mnist` (28 px product
+photos, 10,000 of them, so 2,500 test items) with `?size=64`. Every method of one seed trains on the
 same labelled items (`labels_per_class`, the same seeded split) and is scored on the same test split
 (`test_size=0.25`, i.e. 656 solar cells, 450 digits); `refit=False` (scores are unchanged by the refit).
 Recipes are named in RECIPES below: `gradual` / `finetune` are the library's defaults as they stand when the script
@@ -26,7 +27,13 @@ with all 80 items: 0.377); digits at 64 px, the 15-epoch recipe did (0.904 again
 Since then the schedule is sized to the data (at least 100 optimizer steps in 5-50 epochs; no validation part below
 100 items), on an idle machine, seeds 0-2: digits probe 0.879 ± 0.015, finetune (sized) 0.939 ± 0.005, finetune-5ep
 0.896 ± 0.024; solar cells at 128 px probe 0.514 ± 0.040 (balanced 0.452), finetune 0.458 ± 0.034 (balanced 0.463),
-finetune-5ep 0.422 ± 0.043 (balanced 0.428).
+finetune-5ep 0.422 ± 0.043 (balanced 0.428). Those "finetune" rows are now named finetune-v1.
+
+2026-12-01: with Fashion-MNIST's product photos added (64 px), seed 0 of the candidates ft-300steps,
+ft-300steps-strong, ft-bb03, ft-300steps-bb03 and ft-300steps-bb1 on all three sets: more steps and a larger
+backbone learning rate each helped on fashion and digits, strong augmentation hurt digits, 1.0 x was no better than
+0.3 x; solar moved within its noise. 300 steps at 0.3 x became the image default, then ran as "finetune" on seeds
+0-2 (the choice was made on these sets' seed 0: the other seeds confirm it, they are not an untouched test).
 """
 
 from __future__ import annotations
@@ -47,6 +54,9 @@ RECIPES: dict[str, dict[str, Any]] = {
     "probe": {"strategy": "probe"},
     "gradual": {"strategy": "gradual"},
     "finetune": {"strategy": "finetune"},
+    # the first sized schedule (100 steps in 5-50 epochs, the backbone at 0.1 x the head's lr), default until
+    # 2026-12-01; its rows were run as "finetune" when that was the default
+    "finetune-v1": {"strategy": "finetune", "steps": 100, "max_epochs": 50, "backbone_lr_mult": 0.1},
     # the defaults before the schedule was sized to the data (5 epochs, 15% held out to pick the epoch)
     "finetune-5ep": {"strategy": "finetune", "epochs": 5, "val_size": 0.15},
     "gradual-5ep": {"strategy": "gradual", "epochs": 5, "val_size": 0.15},
@@ -54,7 +64,8 @@ RECIPES: dict[str, dict[str, Any]] = {
     "ft-e15-bb05": {"strategy": "finetune", "epochs": 15, "backbone_lr_mult": 0.5},
     "gr-e15-m10": {"strategy": "gradual", "epochs": 15, "lr_mult": 10},
     "ft-e10-gentle": {"strategy": "finetune", "epochs": 10, "lr": 1e-3, "backbone_lr_mult": 0.1, "val_size": 0.0},
-    # "steps": that many optimizer steps (epochs = steps / batches per epoch of the labelled items, no validation)
+    # "steps": that many optimizer steps (epochs = steps / full batches of the labelled items, no validation); the
+    # ft-300steps rows were run with the short last batch counted (43 epochs for 200 items, not 50)
     "ft-300steps": {"strategy": "finetune", "steps": 300},
     "ft-300steps-strong": {"strategy": "finetune", "steps": 300, "augment": "strong"},
     "ft-bb03": {"strategy": "finetune", "backbone_lr_mult": 0.3},
@@ -76,11 +87,11 @@ def run_one(data_key: str, recipe: str, seed: int, args: argparse.Namespace) -> 
     source, backbone, data_options = DATA[data_key]
     backbone = backbone.format(solar_size=args.solar_size)
     options = dict(RECIPES[recipe])
-    steps = options.pop("steps", None)
-    if steps is not None:  # the labelled items are labels_per_class x classes; no validation part below 100 items
+    steps, max_epochs = options.pop("steps", None), options.pop("max_epochs", 100)
+    if steps is not None:  # labels_per_class x classes items, the short last batch dropped, no validation part
         n_classes = len(set(hs.load_dataset(source).labels))
-        batches = -(-args.labels_per_class * n_classes // args.batch_size)
-        options |= {"epochs": -(-steps // batches), "val_size": 0.0}
+        batches = max(1, args.labels_per_class * n_classes // args.batch_size)
+        options |= {"epochs": min(max_epochs, max(5, -(-steps // batches))), "val_size": 0.0}
     if options["strategy"] != "probe":
         options = {**data_options, "num_workers": args.workers, **options}
     os.environ["HEADSTART_CACHE"] = str(Path(args.cache))
@@ -129,7 +140,7 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="solar,digits")
+    parser.add_argument("--data", default="fashion,digits,solar")
     parser.add_argument("--recipes", default="probe,finetune,gradual,finetune-5ep")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--labels-per-class", type=int, default=20)

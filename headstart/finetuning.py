@@ -86,7 +86,7 @@ def finetune(
         raise DataError("fine-tuning scores on held-out items: give a test split (--test-size) or a test set (--test)")
     spec = backbone or default_backbone(ds.modality)
     given = config
-    config = config.sized_to(len(part.train), int(fabric.world_size))
+    config = config.sized_to(len(part.train), int(fabric.world_size), ds.modality)
     fit_ds, val_ds = carve_validation(part.train, config.loop.val_size, seed)
     bb = create_backbone(spec)
     check_modality(bb, ds)
@@ -118,20 +118,20 @@ def finetune(
     metrics = _evaluate(scored, part.train, part.test, ds.tasks, seed, baseline, batch_size, progress)
     timing["evaluate"] = time.perf_counter() - t0
     _report(model, ds, metrics, timing, result, config, folder)
-    model.report["finetune"]["schedule"] = _schedule_note(given, config, len(part.train))
+    model.report["finetune"]["schedule"] = _schedule_note(given, config, len(part.train), ds.modality)
     _describe_items(model, part, fit_ds, val_ds, refit_epochs, test_source)
     if folder is not None:
         runs.save_run(model, folder, metrics)
     return model
 
 
-def _schedule_note(given: FinetuneConfig, config: FinetuneConfig, n_items: int) -> str:
+def _schedule_note(given: FinetuneConfig, config: FinetuneConfig, n_items: int, modality: str) -> str:
     """How long it trained and whether a validation part chose the epoch, and why (given, or sized to the data)."""
-    from headstart.finetune.config import MIN_STEPS, MIN_VAL_ITEMS
+    from headstart.finetune.config import MIN_VAL_ITEMS, sized_rule
 
     epochs = f"{config.total_epochs} epoch" + ("s" if config.total_epochs != 1 else "")
     if given.loop.epochs is None:
-        epochs += f" (sized to {n_items} items: at least {MIN_STEPS} optimizer steps)"
+        epochs += f" (sized to {n_items} items: at least {sized_rule(modality).min_steps} optimizer steps)"
     if config.loop.val_size:
         val = f"a validation part ({config.loop.val_size:g} of the training items) picked the best epoch"
     elif given.loop.val_size is None:

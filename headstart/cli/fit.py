@@ -50,7 +50,8 @@ def fit(
     epochs: int = typer.Option(
         None,
         "--epochs",
-        help="default: sized to the data, at least 100 optimizer steps in 5 to 50 epochs",
+        help="default: sized to the data: at least 300 optimizer steps in 5 to 100 epochs for images, 100 steps in "
+        "5 to 50 epochs for text and audio",
         rich_help_panel=FINETUNE_PANEL,
     ),
     lr: float = typer.Option(
@@ -456,7 +457,7 @@ def baseline_warnings(report: dict[str, Any]) -> list[str]:
         if gap > max(0.01, noise):
             where = f" for {task}" if len(report["tasks"]) > 1 else ""
             tuned = report.get("strategy", "probe") != "probe"
-            advice = "another --strategy or more epochs" if tuned else "fine-tuning (--strategy gradual)"
+            advice = "another --strategy or more epochs" if tuned else "fine-tuning (--strategy finetune)"
             lines.append(
                 f"the baseline ({b['name']}) is {100 * gap:.1f} points more accurate than this model{where} on the "
                 f"same test split; try another backbone (headstart rank), {advice}, for images a larger size "

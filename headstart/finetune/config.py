@@ -20,11 +20,25 @@ AUGMENT_LEVELS = ("none", "light", "strong")
 # number of epochs is a different amount of training for 80 items (2 full batches of 32 an epoch) and for 8,000
 # (250): five epochs of 80 photos, 12 of them held out, were 10 optimizer steps, too few for the backbone to move, so
 # few-label fine-tuning stayed at the probe. Like BiT's HyperRule (Kolesnikov et al. 2020), a small set trains for a
-# number of steps instead. EfficientNet-Lite0, 20 labels per class, seeds 0-2, benchmarks/finetune_recipe.py:
-# digits at 64 px, probe 0.879, 5 epochs 0.896, sized (17 epochs) 0.939; solar cells at 128 px, balanced accuracy
-# probe 0.452, 5 epochs 0.428, sized (50 epochs) 0.463.
-MIN_STEPS = 100  # optimizer steps the schedule reaches at least ...
-MIN_EPOCHS, MAX_EPOCHS = 5, 50  # ... in this many epochs
+# number of steps instead, within a range of epochs (a large set keeps the fewest), and per modality:
+# - images: 300 steps, the backbone at 0.3 x the head's learning rate. EfficientNet-Lite0, 20 labels per class,
+#   seeds 0-2, benchmarks/finetune_recipe.py (fashion and digits at 64 px, solar cells at 128 px), accuracy:
+#   probe 0.756 / 0.879 / 0.514; 100 steps at 0.1 x (the first sized schedule) 0.779 / 0.939 / 0.458; 300 steps at
+#   0.3 x 0.801 / 0.970 / 0.499 (solar balanced accuracy 0.452 / 0.463 / 0.473). Both halves helped on their own.
+# - text and audio: 100 steps at 0.1 x, as first measured; transformer encoders take smaller steps than CNNs.
+@dataclass(frozen=True)
+class SizedSchedule:
+    min_steps: int  # optimizer steps the schedule reaches at least ...
+    min_epochs: int  # ... in at least this many epochs ...
+    max_epochs: int  # ... and at most this many
+    backbone_lr_mult: float  # when `backbone_lr_mult` is not given
+
+
+SIZED: dict[str, SizedSchedule] = {
+    "image": SizedSchedule(min_steps=300, min_epochs=5, max_epochs=100, backbone_lr_mult=0.3),
+    "text": SizedSchedule(min_steps=100, min_epochs=5, max_epochs=50, backbone_lr_mult=0.1),
+    "audio": SizedSchedule(min_steps=100, min_epochs=5, max_epochs=50, backbone_lr_mult=0.1),
+}
 # A validation part that picks the epoch needs enough items to tell epochs apart: 12 of 80 items cannot (one item is
 # 8 points), and holding them out costs the training set 15%. Below this many validation items, no validation
 # part: the fixed schedule runs to its end.
@@ -63,7 +77,8 @@ class StrategyConfig:
     """Which parameters train, and at which learning rate."""
 
     strategy: str = "finetune"
-    backbone_lr_mult: float = 0.1  # backbone LR = lr * this (finetune, layer-decay, lora)
+    # backbone LR = lr * this (finetune, layer-decay, lora); None: the modality's (SIZED), 0.3 images, 0.1 otherwise
+    backbone_lr_mult: float | None = None
     freeze_epochs: int = 1  # gradual: epochs of head-only training before unfreezing (added to `epochs`)
     lr_mult: int = 100  # gradual: input-side layers train at (lr/2)/lr_mult, the head at lr/2 (fastai's fine_tune)
     layer_decay: float = 0.75  # layer-decay: each layer group toward the input gets this factor more
@@ -154,6 +169,7 @@ class FinetuneConfig:
             (self.loop.accumulate >= 1, "accumulate must be at least 1"),
             (self.loop.val_size is None or 0.0 <= self.loop.val_size < 0.9, "val_size must lie in [0, 0.9)"),
             (0.0 < s.layer_decay <= 1.0, "layer_decay must lie in (0, 1]"),
+            (s.backbone_lr_mult is None or s.backbone_lr_mult > 0, "backbone_lr_mult must be positive"),
             (r.class_weight in (None, "balanced"), "class_weight must be None or 'balanced'"),
             (0.0 <= r.label_smoothing < 1.0, "label_smoothing must lie in [0, 1)"),
             (r.patience is None or r.patience >= 1, "patience must be at least 1"),
@@ -162,14 +178,16 @@ class FinetuneConfig:
             if not ok:
                 raise HeadstartError(message)
 
-    def sized_to(self, n_items: int, world_size: int = 1) -> FinetuneConfig:
-        """This config with `val_size` and `epochs` that were left to the data decided for `n_items` training items.
+    def sized_to(self, n_items: int, world_size: int = 1, modality: str = "image") -> FinetuneConfig:
+        """This config with what was left to the data decided for `n_items` training items of `modality`.
 
         val_size: VAL_FRACTION when that holds at least MIN_VAL_ITEMS items (or `patience` asks for early
-        stopping), else 0. epochs: enough for MIN_STEPS optimizer steps on what remains, within MIN_EPOCHS to
-        MAX_EPOCHS (so a large set keeps MIN_EPOCHS). Given values are kept as they are."""
+        stopping), else 0. epochs: enough for the modality's `min_steps` optimizer steps on what remains, within its
+        `min_epochs` to `max_epochs` (so a large set keeps `min_epochs`). backbone_lr_mult: the modality's.
+        Given values are kept as they are."""
         from headstart.training.batches import epoch_batches
 
+        rule = sized_rule(modality)
         loop = self.loop
         val_size = loop.val_size
         if val_size is None:
@@ -180,8 +198,15 @@ class FinetuneConfig:
             n_fit = max(1, n_items - int(round(n_items * val_size)))
             batch = loop.batch_size * loop.accumulate
             steps = len(epoch_batches(n_fit, batch, seed=0, epoch=0, rank=0, world_size=world_size))
-            epochs = min(MAX_EPOCHS, max(MIN_EPOCHS, math.ceil(MIN_STEPS / max(1, steps))))
-        return replace(self, loop=replace(loop, epochs=epochs, val_size=val_size))
+            epochs = min(rule.max_epochs, max(rule.min_epochs, math.ceil(rule.min_steps / max(1, steps))))
+        mult = self.strategy.backbone_lr_mult
+        strategy = replace(self.strategy, backbone_lr_mult=rule.backbone_lr_mult if mult is None else mult)
+        return replace(self, loop=replace(loop, epochs=epochs, val_size=val_size), strategy=strategy)
+
+    @property
+    def unsized(self) -> bool:
+        """Whether something is still left to the data (`sized_to` decides it)."""
+        return self.loop.epochs is None or self.loop.val_size is None or self.strategy.backbone_lr_mult is None
 
     @property
     def total_epochs(self) -> int:
@@ -189,6 +214,11 @@ class FinetuneConfig:
             raise HeadstartError("the schedule is not sized yet: call FinetuneConfig.sized_to(n_items) first")
         extra = self.strategy.freeze_epochs if self.strategy.strategy == "gradual" else 0
         return self.loop.epochs + extra
+
+
+def sized_rule(modality: str) -> SizedSchedule:
+    """The sized schedule of `modality` (image, text, audio); another modality gets the text one."""
+    return SIZED.get(modality, SIZED["text"])
 
 
 _PARTS: dict[str, type] = {

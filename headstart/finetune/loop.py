@@ -178,8 +178,8 @@ def setup(
 ) -> Run:
     """Everything a run needs before its first stage: the network, the objective, the loaders, the epoch runner,
     and (with `resume`) the last checkpoint's weights and state, then each process's random state."""
-    if config.loop.epochs is None or config.loop.val_size is None:  # callers of `train` itself (lr-find, tests)
-        config = config.sized_to(len(train_ds), int(fabric.world_size))
+    if config.unsized:  # callers of `train` itself (lr-find, tests)
+        config = config.sized_to(len(train_ds), int(fabric.world_size), backbone.modality)
     tasks = Tasks.from_dataset(train_ds)
     net, trainable = prepare_net(backbone, train_ds, tasks, config)
     y_train = tasks.encode(train_ds)

@@ -27,15 +27,23 @@ def test_the_schedule_is_sized_to_the_data_unless_given():
     sized = FinetuneConfig.from_options(batch_size=32).sized_to
     # 20 photos a class of 10: 6 full batches an epoch, no validation part (30 items could not tell epochs apart)
     few = sized(200)
-    assert few.loop.val_size == 0.0 and few.loop.epochs == 17 and few.total_epochs == 17
+    assert few.loop.val_size == 0.0 and few.loop.epochs == 50 and few.total_epochs == 50  # 300 steps for images
+    assert few.strategy.backbone_lr_mult == 0.3 and not few.unsized
     many = sized(10_000)  # 8,500 to train on: 266 steps an epoch already, and 1,500 to validate on
     assert many.loop.val_size == 0.15 and many.loop.epochs == 5
-    assert sized(8).loop.epochs == 50  # one step an epoch: capped
-    assert sized(200, world_size=2).loop.epochs == 34  # each process steps through half the items: 3 batches
-    given = FinetuneConfig.from_options(epochs=3, val_size=0.2).sized_to(80)
-    assert (given.loop.epochs, given.loop.val_size) == (3, 0.2)
+    assert sized(8).loop.epochs == 100  # one step an epoch: capped
+    assert sized(400, world_size=2).loop.epochs == 50  # each process steps through half the items: 6 batches
+    # text and audio keep the first sized schedule: 100 steps within 5-50 epochs, the backbone at 0.1 x
+    for modality in ("text", "audio"):
+        short = sized(200, modality=modality)
+        assert (short.loop.epochs, short.strategy.backbone_lr_mult) == (17, 0.1)
+        assert sized(8, modality=modality).loop.epochs == 50
+    given = FinetuneConfig.from_options(epochs=3, val_size=0.2, backbone_lr_mult=0.05).sized_to(80)
+    assert (given.loop.epochs, given.loop.val_size, given.strategy.backbone_lr_mult) == (3, 0.2, 0.05)
     stopping = FinetuneConfig.from_options(patience=2).sized_to(80)  # early stopping needs a validation part
-    assert stopping.loop.val_size == 0.15 and stopping.loop.epochs == 50  # 68 items left: 2 full batches
+    assert stopping.loop.val_size == 0.15 and stopping.loop.epochs == 100  # 68 items left: 2 full batches
+    with pytest.raises(HeadstartError, match="backbone_lr_mult must be positive"):
+        FinetuneConfig.from_options(backbone_lr_mult=0)
     with pytest.raises(HeadstartError, match="not sized"):
         _ = FinetuneConfig.from_options().total_epochs
 
@@ -45,10 +53,12 @@ def test_an_unsized_run_trains_for_the_sized_schedule_and_says_so(digits60):
 
     model = finetune(digits60, backbone=TINY_CNN, augment="none", refit=False, **FAST)
     report = model.report["finetune"]
-    # 45 training items in batches of 16 (the short last one dropped): 2 steps an epoch, 50 epochs for 100 steps
-    assert report["epochs_run"] == 50 and report["config"]["loop"]["epochs"] == 50
+    # 45 training images in batches of 16 (the short last one dropped): 2 steps an epoch; 300 steps would be 150
+    # epochs, capped at 100
+    assert report["epochs_run"] == 100 and report["config"]["loop"]["epochs"] == 100
+    assert report["config"]["strategy"]["backbone_lr_mult"] == 0.3
     assert report["config"]["loop"]["val_size"] == 0.0 and "val_accuracy" not in report["history"][-1]
-    assert report["schedule"].startswith("50 epochs (sized to 45 items: at least 100 optimizer steps); no validation")
+    assert report["schedule"].startswith("100 epochs (sized to 45 items: at least 300 optimizer steps); no validation")
 
 
 def test_layer_groups_follow_the_blocks():

@@ -36,7 +36,7 @@ def test_leaderboard_holds_the_baseline_and_marks_the_best(auto_digits) -> None:
     assert best > default["cv_accuracy"] + 0.05 and not default["chosen"]
     assert not [r for r in rows if "not clearly better" in r["note"]]  # the best was chosen: nothing to explain
     assert {r["folds"] for r in scored} == {15}  # the same folds for every candidate: 5, drawn 3 times (90 items)
-    costly = next(r for r in rows if r["name"] == "headstart:tiny-cnn gradual")
+    costly = next(r for r in rows if r["name"] == "headstart:tiny-cnn finetune")
     assert costly["cv_accuracy"] is None and "time-budget" in costly["note"]
     assert model.report["chosen"] == chosen[0]["name"]
     assert (out / "leaderboard.png").read_bytes()[:4] == b"\x89PNG"
@@ -99,10 +99,10 @@ def test_costly_candidates_run_within_the_time_budget(digits_small) -> None:
     images, labels = digits_small
     ds = from_arrays(images, labels)
     model = hs.fit(ds, backbone="headstart:tiny-cnn", strategy="auto", time_budget=900, epochs=1, progress=False)
-    row = next(r for r in model.report["leaderboard"] if r["name"] == "headstart:tiny-cnn gradual")
+    row = next(r for r in model.report["leaderboard"] if r["name"] == "headstart:tiny-cnn finetune")
     assert row["folds"] == 5 and row["cv_accuracy"] is not None and row["seconds"] > 0
     spent = hs.fit(ds, backbone="headstart:tiny-cnn", strategy="auto", time_budget=0.01, epochs=1, progress=False)
-    row = next(r for r in spent.report["leaderboard"] if r["name"] == "headstart:tiny-cnn gradual")
+    row = next(r for r in spent.report["leaderboard"] if r["name"] == "headstart:tiny-cnn finetune")
     assert row["cv_accuracy"] is None and "time budget" in row["note"]
 
 
