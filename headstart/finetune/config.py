@@ -16,6 +16,7 @@ from headstart.training.settings import DistributedConfig
 STRATEGIES = ("finetune", "gradual", "layer-decay", "lora")
 AUGMENT_LEVELS = ("none", "light", "strong")
 
+
 # The schedule sized to the data, when `epochs` / `val_size` are not given (`FinetuneConfig.sized_to`). A fixed
 # number of epochs is a different amount of training for 80 items (2 full batches of 32 an epoch) and for 8,000
 # (250): five epochs of 80 photos, 12 of them held out, were 10 optimizer steps, too few for the backbone to move, so
@@ -24,7 +25,7 @@ AUGMENT_LEVELS = ("none", "light", "strong")
 # - images: 300 steps, the backbone at 0.3 x the head's learning rate. EfficientNet-Lite0, 20 labels per class,
 #   seeds 0-2, benchmarks/finetune_recipe.py (fashion and digits at 64 px, solar cells at 128 px), accuracy:
 #   probe 0.756 / 0.879 / 0.514; 100 steps at 0.1 x (the first sized schedule) 0.779 / 0.939 / 0.458; 300 steps at
-#   0.3 x 0.801 / 0.970 / 0.499 (solar balanced accuracy 0.452 / 0.463 / 0.473). Both halves helped on their own.
+#   0.3 x 0.803 / 0.973 / 0.487 (solar balanced accuracy 0.452 / 0.463 / 0.470). Both halves helped on their own.
 # - text and audio: 100 steps at 0.1 x, as first measured; transformer encoders take smaller steps than CNNs.
 @dataclass(frozen=True)
 class SizedSchedule:
