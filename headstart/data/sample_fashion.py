@@ -13,6 +13,7 @@ variable HEADSTART_FASHION_MNIST (the same four files as the project's own downl
 from __future__ import annotations
 
 import gzip
+import math
 import os
 from pathlib import Path
 
@@ -52,16 +53,9 @@ def _read_idx(path: Path, magic: int, shape: tuple[int, ...]) -> bytes:
         raise DataError(f"{SOURCE}: {path} is not a readable gzip archive ({error})") from None
     header_len = 4 + 4 * len(shape)
     header = [int.from_bytes(raw[i : i + 4], "big") for i in range(0, header_len, 4)]
-    if header != [magic, *shape] or len(raw) != header_len + _count(shape):
+    if header != [magic, *shape] or len(raw) != header_len + math.prod(shape):
         raise DataError(f"{SOURCE}: {path} is not the expected idx file: header {header}, {len(raw)} bytes")
     return raw[header_len:]
-
-
-def _count(shape: tuple[int, ...]) -> int:
-    n = 1
-    for side in shape:
-        n *= side
-    return n
 
 
 def load_fashion_mnist() -> Dataset:
