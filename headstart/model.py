@@ -53,10 +53,14 @@ class TransferModel:
             self._backbone = backbone
         return self._backbone
 
-    def embed(self, inputs: Any, *, progress: bool = False, cache: bool = True) -> np.ndarray:
+    def embed(
+        self, inputs: Any, *, progress: bool = False, cache: bool = True, num_workers: int | None = None
+    ) -> np.ndarray:
+        """Features of `inputs`; `num_workers` DataLoader processes (None: as extraction chooses, 0: none)."""
         from headstart.features import extract_features
 
-        return extract_features(self.backbone, as_dataset(inputs, self.modality), progress=progress, cache=cache)
+        ds = as_dataset(inputs, self.modality)
+        return extract_features(self.backbone, ds, progress=progress, cache=cache, num_workers=num_workers)
 
     def predict_proba(self, inputs: Any, *, task: str | None = None, features: np.ndarray | None = None) -> np.ndarray:
         x = self.embed(inputs) if features is None else features

@@ -46,6 +46,12 @@ def default_workers(backbone: Backbone) -> int:
     return min(4, cpus - 1) if gpu else 0
 
 
+def workers_for(backbone: Backbone, n_items: int, batch_size: int) -> int:
+    """Workers only pay when decoding can overlap a later batch's forward pass: one batch or less is prepared here,
+    with no process to fork (a server answering small requests from threads must not fork for each one)."""
+    return default_workers(backbone) if n_items > batch_size else 0
+
+
 def batch_order(backbone: Backbone, items: Sequence[Any]) -> list[int]:
     """Texts longest first, so each batch pads to similar lengths (as sentence-transformers does); else as given."""
     if backbone.modality == "text":
@@ -177,7 +183,7 @@ def _run(
 def _embed_here(job: _Job, num_workers: int | None, put: Callable[[slice, np.ndarray], None]) -> None:
     """The job in this process: DataLoader workers decode, the backbone runs on the extraction device."""
     backbone = job.backbone
-    workers = default_workers(backbone) if num_workers is None else num_workers
+    workers = workers_for(backbone, len(job.items), job.batch_size) if num_workers is None else num_workers
     backbone.module.eval()
     device = extraction_device()
     home = next(iter(backbone.module.parameters()), torch.empty(0)).device

@@ -46,7 +46,7 @@ class TransferModelPredictor:
         ds = from_arrays(items, modality=self.modality)  # never `as_dataset`: a text is a text, not a file to read
         if len(ds.items) != len(items):
             raise DataError("; ".join(f"{i.where}: {i.problem}" for i in ds.issues) or "unusable items")
-        x = self.model.embed(ds, cache=False)
+        x = self.model.embed(ds, cache=False, num_workers=0)  # no forking from the server's threads
         return {task: np.asarray(self.model.heads[task].predict_proba(x), dtype=np.float32) for task in self.tasks}
 
     def card(self) -> dict[str, Any]:

@@ -37,7 +37,10 @@ def test_ray_gives_the_single_process_rows_in_order_with_the_cache_on_s3(
     ray_cluster, s3_prefix, digits_folder, tmp_path, monkeypatch
 ) -> None:
     monkeypatch.setenv("HEADSTART_CACHE", s3_prefix)
-    here = api.embed(digits_folder, backbone=TINY, out=tmp_path / "here.npy", cache=False, progress=False)
+    # one batch of 60: prepared in this process, no DataLoader worker forked from a process running Ray's threads
+    here = api.embed(
+        digits_folder, backbone=TINY, out=tmp_path / "here.npy", batch_size=64, cache=False, progress=False
+    )
     on_ray = api.embed(
         digits_folder, backbone=TINY, out=tmp_path / "ray.npy", batch_size=8, engine="ray", workers=2, progress=False
     )
@@ -142,7 +145,7 @@ def test_cli_embed_on_ray_writes_parquet_parts_to_s3(s3_prefix, digits_folder, t
     assert report["rows"] == 60 and len(report["written"]) == 2 and report["kept"] == []
     ids, vectors = read_parts(out)
     assert len(ids) == 60 == len(set(ids)) and vectors.shape == (60, 64)
-    here = api.embed(digits_folder, backbone=TINY, cache=False, progress=False)
+    here = api.embed(digits_folder, backbone=TINY, batch_size=64, cache=False, progress=False)  # one batch: no fork
     np.testing.assert_allclose(vectors, here, rtol=1e-5, atol=1e-6)
     second = subprocess.run(cmd[:-2], capture_output=True, text=True, env=env, timeout=300)
     assert second.returncode == 0 and "0 parts written, 2 kept" in second.stdout
