@@ -58,25 +58,23 @@ def probe_rows(spec: str, train, tests: dict, seed: int, views: bool) -> dict:
 
     from headstart.backbones import create_backbone
     from headstart.features import extract_features
-    from headstart.features.augmented import training_views
     from headstart.heads import make_head
+    from headstart.probe import fit_heads
 
     bb = create_backbone(spec)
     x = extract_features(bb, train, progress=False)
     y = list(train.targets["label"])
     xs = {cond: extract_features(bb, ds, progress=False) for cond, ds in tests.items()}
-    fits = {"plain": (x, y)}
-    if views:
-        xv, yv = training_views(bb, train, seed=seed)
-        fits["views"] = (np.concatenate([x, xv]), y + yv["label"])
+    heads = {"plain": make_head("linear", random_state=seed).fit(x, y)}
+    if views:  # the probe as `fit` runs it: views added and kept with their clip in the head's cross-validation
+        heads["views"] = fit_heads(bb, train, x, "linear", {"random_state": seed}, seed=seed)["label"]
     out = {}
-    for name, (xt, yt) in fits.items():
-        head = make_head("linear", random_state=seed).fit(xt, yt)
+    for name, head in heads.items():
         out[name] = {
             cond: round(float(np.mean(np.asarray(head.predict(xs[cond])) == np.asarray(ds.labels))), 4)
             for cond, ds in tests.items()
         }
-        log(f"probe {spec} ({name}): {out[name]}")
+        log(f"probe {spec} ({name}): {out[name]}; head chose {getattr(head, 'chosen_', {})}")
     return out
 
 

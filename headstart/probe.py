@@ -116,11 +116,14 @@ def fit_heads(
     from headstart.heads import make_head
 
     x_aug, y_aug = augmented_views(bb, train, seed)
+    # copy j of item i is row (j + 1) * n + i: each copy keeps its item's group, so no copy of a clip the head's own
+    # cross-validation tests on is among that fold's training rows
+    groups = np.tile(np.arange(len(x)), 1 + len(x_aug) // max(len(x), 1)) if len(x_aug) else None
     heads = {}
     for task in train.tasks:
         xs = np.concatenate([x, x_aug]) if len(x_aug) else x
         ys = list(train.targets[task]) + list(y_aug.get(task, []))
-        heads[task] = make_head(head, **params).fit(xs, ys)
+        heads[task] = make_head(head, **params).fit(xs, ys, groups=groups)
     return heads
 
 
@@ -185,12 +188,10 @@ TFIDF_HEAD = {"C": 10.0, "scaling": "none"}  # the text baseline's logistic regr
 
 def tfidf_predict(train: Dataset, test: Dataset, *, seed: int = 0) -> dict[str, list[str]]:
     """The text baseline as headstart runs it as a model: TF-IDF fitted on `train`, a linear head per task."""
-    from headstart.backbones.featurizers import fit_tfidf
-    from headstart.features import extract_features
+    from headstart.backbones.featurizers import fit_tfidf_rows
 
-    bb = fit_tfidf(train.items)
-    x_train = extract_features(bb, train, cache=False, progress=False)
-    x_test = extract_features(bb, test, cache=False, progress=False)
+    bb, x_train = fit_tfidf_rows(train.items)
+    x_test = bb.rows(test.items)
     params = {"random_state": seed, **TFIDF_HEAD}
     heads = fit_heads(bb, train, x_train, "linear", params, seed=seed)
     return {task: [str(c) for c in head.predict(x_test)] for task, head in heads.items()}
@@ -201,9 +202,8 @@ def text_baseline_model(
 ) -> TransferModel:
     """The TF-IDF baseline, scored as the partition says and refit on `part.final`, saved like any model (its
     vocabulary and IDF weights as the backbone's tensors)."""
-    from headstart.backbones.featurizers import fit_tfidf
+    from headstart.backbones.featurizers import fit_tfidf_rows
     from headstart.evaluation import classification_metrics
-    from headstart.features import extract_features
 
     t0 = time.perf_counter()
     seed = common.get("seed", 0)
@@ -225,8 +225,7 @@ def text_baseline_model(
         metrics[task] = classification_metrics(truth[task], pred[task], labels)
     if baseline:
         add_baseline(metrics, part, seed)
-    bb = fit_tfidf(part.final.items)
-    x = extract_features(bb, part.final, cache=False, progress=False)
+    bb, x = fit_tfidf_rows(part.final.items)
     heads = fit_heads(bb, part.final, x, "linear", {"random_state": seed, **TFIDF_HEAD}, seed=seed)
     model = TransferModel(bb.spec, bb.describe(), heads, _backbone=bb, tuned_backbone=True)
     model.data_info = data_info(ds, part, seed)

@@ -81,21 +81,27 @@ class TorchHead(ClassifierMixin, BaseEstimator):
 
     kind: str = ""
 
-    def fit(self, X: Any, y: Any) -> TorchHead:
+    def fit(self, X: Any, y: Any, groups: Any = None) -> TorchHead:
+        """Fit on features `X` and labels `y`. `groups` (optional, one id per row): rows that are one item and its
+        augmented copies share an id, and the cross-validation that chooses "auto" settings keeps them together."""
         for name in [a for a in vars(self) if a.endswith("_") and not a.startswith("_")]:
             delattr(self, name)  # a refit starts clean: nothing of an earlier fit (e.g. its cv_results_) lingers
         x, y = validate_data(self, X, y, dtype=np.float32)  # 2-D, finite, dense, as many rows as labels
         check_classification_targets(y)  # class labels, not a continuous target
+        if groups is not None:
+            groups = np.asarray(groups)
+            if groups.shape != (len(x),):
+                raise ValueError(f"groups must give one id per row: {groups.shape[0]} ids for {len(x)} rows")
         self.classes_, y_idx = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError(f"need at least 2 classes to fit a head, got one class: {list(self.classes_)}")
         self.chosen_: dict[str, Any] = {}
         with one_thread():
-            self._fit_scaled(x, y_idx)
+            self._fit_scaled(x, y_idx, groups)
         return self
 
-    def _fit_scaled(self, x: np.ndarray, y_idx: np.ndarray) -> None:
-        self._select(x, y_idx)
+    def _fit_scaled(self, x: np.ndarray, y_idx: np.ndarray, groups: np.ndarray | None = None) -> None:
+        self._select(x, y_idx, groups)
         scaling = getattr(self, "scaling_", None) or getattr(self, "scaling", "standard")
         self.l2_, self.mean_, self.scale_ = scaling_stats(x, scaling)
         generator = torch.Generator().manual_seed(int(getattr(self, "random_state", 0) or 0))
@@ -108,8 +114,9 @@ class TorchHead(ClassifierMixin, BaseEstimator):
         scale = Standardize(torch.as_tensor(self.mean_), torch.as_tensor(self.scale_), self.l2_)
         self.module_ = nn.Sequential(scale, core)
 
-    def _select(self, x: np.ndarray, y_idx: np.ndarray) -> None:
-        """Choose "auto" settings by cross-validation on (x, y); by default there is nothing to choose."""
+    def _select(self, x: np.ndarray, y_idx: np.ndarray, groups: np.ndarray | None) -> None:
+        """Choose "auto" settings by cross-validation on (x, y), folds keeping `groups` whole; by default there is
+        nothing to choose."""
 
     def _class_weights(self, y_idx: np.ndarray) -> np.ndarray:
         n_classes = len(self.classes_)

@@ -5,7 +5,9 @@ a torch `nn.Linear`, so the same head saves to safetensors, exports to ONNX and 
 is scikit-learn's inverse L2 strength. By default (`C="auto"`, `scaling="auto"`) both are chosen by stratified
 cross-validation on the training features, warm-starting along the path of C; scikit-learn's own default
 (`LogisticRegression()` on unscaled features, C=1) is one of the candidates, so the head is not worse than it
-beyond the noise of the cross-validation.
+beyond the noise of the cross-validation. With fewer items than features (the few-label case), the cross-validation
+fits run on the items' coordinates in their own row space (`row_space`): the same solutions, found 3x faster on
+digits at 8 per class (1,280 features). The final fit stays on the features: one fit does not repay the basis.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from headstart.heads.base import SCALINGS, TorchHead, apply_scaling, scaling_sta
 from headstart.heads.tuning import best, cross_validate, folds, key, sample_for_cv
 
 C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
+ROW_SPACE_ITEMS = 1000  # above this the basis costs more than it saves
 FALLBACK = {"C": 1.0, "scaling": "none"}  # scikit-learn's default, where there is too little data to choose
 
 
@@ -48,7 +51,7 @@ class LinearHead(TorchHead):
     def _build(self, dim: int, n_classes: int) -> nn.Module:
         return nn.Linear(dim, n_classes)
 
-    def _select(self, x: np.ndarray, y_idx: np.ndarray) -> None:
+    def _select(self, x: np.ndarray, y_idx: np.ndarray, groups: np.ndarray | None = None) -> None:
         if self.scaling != "auto" and self.scaling not in SCALINGS:
             raise ValueError(f"unknown scaling {self.scaling!r}; choose one of: {', '.join(SCALINGS)}, auto")
         if self.C != "auto" and not (isinstance(self.C, (int, float)) and self.C > 0):
@@ -58,9 +61,9 @@ class LinearHead(TorchHead):
         self.C_, self.scaling_ = (cs[0], scalings[0]) if len(cs) == len(scalings) == 1 else (None, None)
         if self.C_ is not None:
             return
-        keep = sample_for_cv(y_idx, int(self.random_state))
+        keep = sample_for_cv(y_idx, int(self.random_state), groups=groups)
         xs, ys = x[keep], y_idx[keep]
-        splits = folds(ys, self.cv, int(self.random_state))
+        splits = folds(ys, self.cv, int(self.random_state), None if groups is None else groups[keep])
         if not splits:
             self.C_ = FALLBACK["C"] if self.C == "auto" else float(self.C)
             self.scaling_ = FALLBACK["scaling"] if self.scaling == "auto" else self.scaling
@@ -94,6 +97,9 @@ class LinearHead(TorchHead):
         """Class probabilities on `xte` for every C, fitting from the strongest regularisation up, each fit starting
         from the previous one's solution (cheap: the solutions move little between neighbouring Cs)."""
         solver = self._solver(cs[0], warm_start=True)
+        basis = row_space(xtr)
+        if basis is not None:
+            xtr, xte = xtr @ basis.T, xte @ basis.T
         out = {}
         n_classes = len(self.classes_)
         for c in cs:
@@ -122,13 +128,32 @@ class LinearHead(TorchHead):
         solver = self._solver(float(self.C_))
         self._fit_solver(solver, x.numpy(), y.numpy(), weights.numpy())
         self.n_iter_ = int(np.max(solver.n_iter_))  # L-BFGS iterations of the final fit
+        solved = solver.coef_
         coef = np.zeros((len(self.classes_), x.shape[1]))
         intercept = np.zeros(len(self.classes_))
-        if solver.coef_.shape[0] == 1:  # scikit-learn keeps one row for two classes: logit(1) - logit(0)
-            coef[solver.classes_] = np.r_[-0.5 * solver.coef_, 0.5 * solver.coef_]
+        if solved.shape[0] == 1:  # scikit-learn keeps one row for two classes: logit(1) - logit(0)
+            coef[solver.classes_] = np.r_[-0.5 * solved, 0.5 * solved]
             intercept[solver.classes_] = np.r_[-0.5 * solver.intercept_, 0.5 * solver.intercept_]
         else:
-            coef[solver.classes_], intercept[solver.classes_] = solver.coef_, solver.intercept_
+            coef[solver.classes_], intercept[solver.classes_] = solved, solver.intercept_
         with torch.no_grad():
             core.weight.copy_(torch.as_tensor(coef))
             core.bias.copy_(torch.as_tensor(intercept))
+
+
+def row_space(x: np.ndarray) -> np.ndarray | None:
+    """An orthonormal basis (rank, features) of the span of `x`'s rows when it has at most half as many rows as
+    columns (and at most ROW_SPACE_ITEMS), else None. An L2-penalised linear model's weights lie in that span (the
+    loss's gradient is `x.T @ residuals`, and any part of the weights outside it only adds to the penalty), so fitting
+    on the coordinates `x @ basis.T` and mapping the weights back with `@ basis` gives the same model, each solver
+    step costing rank instead of feature count. The intercept is not penalised and is unchanged. The basis comes
+    from the eigenvectors of the rows' Gram matrix (one matrix product, 10-15x faster than an SVD of `x`)."""
+    n, d = x.shape
+    if n > ROW_SPACE_ITEMS or 2 * n > d:
+        return None
+    x = np.asarray(x, np.float64)
+    eigenvalues, vectors = np.linalg.eigh(x @ x.T)
+    keep = eigenvalues > max(eigenvalues[-1], 0.0) * 1e-10
+    if not keep.any():
+        return None
+    return (vectors[:, keep] / np.sqrt(eigenvalues[keep])).T @ x

@@ -59,15 +59,15 @@ class MLPHead(TorchHead):
             nn.Linear(dim, int(hidden)), nn.ReLU(), nn.Dropout(float(dropout)), nn.Linear(int(hidden), n_classes)
         )
 
-    def _select(self, x: np.ndarray, y_idx: np.ndarray) -> None:
+    def _select(self, x: np.ndarray, y_idx: np.ndarray, groups: np.ndarray | None = None) -> None:
         hiddens = list(HIDDEN_GRID) if self.hidden == "auto" else [self.hidden]
         dropouts = list(DROPOUT_GRID) if self.dropout == "auto" else [self.dropout]
         self.hidden_, self.dropout_ = hiddens[0], dropouts[0]
         if len(hiddens) == len(dropouts) == 1:
             return
-        keep = sample_for_cv(y_idx, int(self.random_state), limit=CV_ITEMS)
+        keep = sample_for_cv(y_idx, int(self.random_state), limit=CV_ITEMS, groups=groups)
         xs, ys = x[keep], y_idx[keep]
-        splits = folds(ys, 3, int(self.random_state))[:3]
+        splits = folds(ys, 3, int(self.random_state), None if groups is None else groups[keep])[:3]
         if not splits:
             self.hidden_ = FALLBACK["hidden"] if self.hidden == "auto" else self.hidden
             self.dropout_ = FALLBACK["dropout"] if self.dropout == "auto" else self.dropout

@@ -39,10 +39,20 @@ REPEAT_BELOW = 200  # fewer items than this: the folds are drawn several times, 
 FEW_FOLDS_ABOVE = 1000  # more items than this: 3 folds are enough to rank settings, and each fit costs more
 
 
-def folds(y_idx: np.ndarray, n_splits: int, seed: int) -> list[Fold]:
+def folds(y_idx: np.ndarray, n_splits: int, seed: int, groups: np.ndarray | None = None) -> list[Fold]:
     """Stratified folds, as many as the rarest class allows (at most `n_splits`), drawn 2-3 times over when there
-    are few items; none when some class has a single item."""
+    are few items; none when some class has a single item. With `groups` (one id per row; a group's rows are one
+    item and its augmented copies, all of one class), the items are split and each row follows its item: no copy of
+    a test item trains the fold's model."""
     from sklearn.model_selection import RepeatedStratifiedKFold
+
+    if groups is not None:
+        ids, first, row_group = np.unique(groups, return_index=True, return_inverse=True)
+        by_item = folds(y_idx[first], n_splits, seed)
+        return [
+            Fold(np.flatnonzero(np.isin(row_group, f.train)), np.flatnonzero(np.isin(row_group, f.test)))
+            for f in by_item
+        ]
 
     k = min(n_splits, int(np.bincount(y_idx).min()), 3 if len(y_idx) > FEW_FOLDS_ABOVE else n_splits)
     if k < 2:
@@ -52,14 +62,21 @@ def folds(y_idx: np.ndarray, n_splits: int, seed: int) -> list[Fold]:
     return [Fold(tr, te) for tr, te in splitter.split(np.zeros(len(y_idx)), y_idx)]
 
 
-def sample_for_cv(y_idx: np.ndarray, seed: int, limit: int = MAX_CV_ITEMS) -> np.ndarray:
-    """Indices of at most `limit` items, stratified, to choose settings on."""
+def sample_for_cv(
+    y_idx: np.ndarray, seed: int, limit: int = MAX_CV_ITEMS, groups: np.ndarray | None = None
+) -> np.ndarray:
+    """Indices of at most `limit` rows, stratified, to choose settings on; with `groups`, whole groups."""
     if len(y_idx) <= limit:
         return np.arange(len(y_idx))
     from sklearn.model_selection import train_test_split
 
-    keep, _ = train_test_split(np.arange(len(y_idx)), train_size=limit, stratify=y_idx, random_state=seed)
-    return np.sort(keep)
+    if groups is None:
+        keep, _ = train_test_split(np.arange(len(y_idx)), train_size=limit, stratify=y_idx, random_state=seed)
+        return np.sort(keep)
+    ids, first, row_group = np.unique(groups, return_index=True, return_inverse=True)
+    n_groups = max(2, int(limit * len(ids) / len(y_idx)))
+    kept, _ = train_test_split(np.arange(len(ids)), train_size=n_groups, stratify=y_idx[first], random_state=seed)
+    return np.flatnonzero(np.isin(row_group, kept))
 
 
 def fold_scores(proba: np.ndarray, y_idx: np.ndarray) -> tuple[float, float]:

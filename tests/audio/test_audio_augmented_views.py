@@ -99,3 +99,20 @@ def test_speech_embedding_pools_only_frames_that_hear_the_clip() -> None:
     assert frames.shape[1] == 20
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
     assert not torch.allclose(pool_frames(frames, "meanmax"), b, atol=1e-3)  # with the padding frames: different
+
+
+def test_the_probe_keeps_each_clip_and_its_copies_in_one_fold(tones_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from headstart.heads import LinearHead
+    from headstart.probe import fit_heads
+
+    ds = load_data(tones_dir).subset([0, 1, 2, 10, 11, 12])
+    bb = create_backbone(SPEC)
+    seen = []
+    real_fit = LinearHead.fit
+    monkeypatch.setattr(
+        LinearHead, "fit", lambda self, x, y, groups=None: seen.append(groups) or real_fit(self, x, y, groups)
+    )
+    x = extract_features(bb, ds, progress=False)
+    heads = fit_heads(bb, ds, x, "linear", {"random_state": 0}, seed=0)
+    assert list(seen[0]) == list(range(6)) * 3  # the clips, then copy 0 of each, then copy 1: each with its clip's id
+    assert heads["label"].chosen_["by"].endswith("on 18 items")  # chosen by cross-validation over every row

@@ -43,6 +43,33 @@ def test_linear_head_matches_sklearn_logistic_regression(digits) -> None:
     np.testing.assert_allclose(ours.predict_proba(xte), ref.predict_proba(xte), atol=1e-3)
 
 
+@pytest.mark.parametrize(("n_classes", "scaling"), [(5, "standard"), (2, "none"), (4, "l2")])
+def test_tuning_fits_in_the_row_space_give_scikit_learns_models(n_classes: int, scaling: str) -> None:
+    """With fewer items than features the tuning path fits in the items' row space (`row_space`): every C's
+    probabilities are those of scikit-learn's solver on every feature."""
+    from headstart.heads.base import apply_scaling, scaling_stats
+    from headstart.heads.linear import row_space
+
+    rng = np.random.default_rng(n_classes)
+    y = np.arange(40) % n_classes
+    x = (rng.normal(size=(40, 600)) + 0.3 * rng.normal(size=(n_classes, 600))[y]).astype(np.float32)
+    basis = row_space(x)
+    assert basis is not None and basis.shape == (40, 600)
+    np.testing.assert_allclose(basis @ basis.T, np.eye(40), atol=1e-8)  # orthonormal
+    np.testing.assert_allclose(x @ basis.T @ basis, x, atol=1e-4)  # and nothing of the items is lost
+    assert row_space(x[:, :60]) is None  # features not twice the items: fitted as they are
+    stats = scaling_stats(x, scaling)
+    x_new = rng.normal(size=(30, 600)).astype(np.float32)
+    xs, xs_new = apply_scaling(x, *stats), apply_scaling(x_new, *stats)
+    head = LinearHead(tol=1e-10, max_iter=5000)
+    head.classes_ = np.arange(n_classes)
+    cs = [0.01, 1.0, 10.0]
+    probas = head._path(xs, y, xs_new, cs, scaling, np.ones(n_classes))
+    for c in cs:
+        ref = LogisticRegression(C=c, tol=1e-10, max_iter=5000).fit(xs.astype(np.float64), y)
+        np.testing.assert_allclose(probas[f"C={c},scaling={scaling}"], ref.predict_proba(xs_new), atol=1e-5)
+
+
 def test_binary_head_has_two_columns() -> None:
     rng = np.random.default_rng(0)
     x = np.r_[rng.normal(-2, 1, (30, 3)), rng.normal(2, 1, (30, 3))]
@@ -181,3 +208,21 @@ def test_a_refit_keeps_nothing_of_the_earlier_fit(digits) -> None:
     assert not hasattr(head, "cv_results_") and head.chosen_ == {} and (head.C_, head.scaling_) == (1.0, "standard")
     fresh = LinearHead(C=1.0, scaling="standard", cv=3).fit(xtr[:300], ytr[:300])
     np.testing.assert_array_equal(head.predict_proba(xte), fresh.predict_proba(xte))
+
+
+def test_augmented_copies_do_not_leak_into_the_heads_own_cross_validation() -> None:
+    """Labels that are noise, each item followed by two near-copies: folds that split an item from its copies
+    score the memorising head at nearly 100%; folds that keep groups whole score it at chance, as a new item would."""
+    rng = np.random.default_rng(0)
+    items = rng.normal(size=(60, 200)).astype(np.float32)
+    y_items = rng.integers(0, 3, size=60)
+    x = np.concatenate(
+        [items, items + 0.01 * rng.normal(size=items.shape), items + 0.01 * rng.normal(size=items.shape)]
+    )
+    y, groups = np.tile(y_items, 3), np.tile(np.arange(60), 3)
+    leaky = LinearHead(random_state=0).fit(x, y)
+    grouped = LinearHead(random_state=0).fit(x, y, groups=groups)
+    assert leaky.chosen_["cv_accuracy"] > 0.9
+    assert grouped.chosen_["cv_accuracy"] < 0.55
+    with pytest.raises(ValueError, match="one id per row: 60 ids for 180 rows"):
+        LinearHead().fit(x, y, groups=groups[:60])

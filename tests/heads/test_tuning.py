@@ -66,3 +66,25 @@ def test_best_keeps_the_default_unless_the_gain_is_clear() -> None:
     tie = Score({"C": 100.0}, 0.80, 0.3, 0.05, (0.80, 0.70, 0.90, 0.80))
     assert best([default, tie]) is tie  # equal accuracy: the lower log loss
     assert clearly_better(np.array([0.05, 0.05, 0.05])) and not clearly_better(np.array([0.004, 0.004, 0.004]))
+
+
+def test_folds_with_groups_keep_each_item_and_its_copies_on_one_side() -> None:
+    y_items = np.repeat(np.arange(3), 8)  # 24 items in 3 classes, each with 2 augmented copies after them
+    groups = np.tile(np.arange(24), 3)
+    y = np.tile(y_items, 3)
+    splits = folds(y, 5, seed=0, groups=groups)
+    assert len(splits) >= 5
+    for fold in splits:
+        assert not set(groups[fold.train]) & set(groups[fold.test])
+        assert len(fold.test) == 3 * len(set(groups[fold.test]))  # a test item comes with both of its copies
+        assert set(y[fold.test]) == {0, 1, 2}  # still stratified, by item
+    assert sorted(np.concatenate([f.test for f in splits[:5]])) == list(range(72))  # one draw covers every row once
+
+
+def test_sample_for_cv_with_groups_keeps_whole_groups() -> None:
+    groups = np.tile(np.arange(2000), 3)
+    y = np.tile(np.arange(2000) % 4, 3)
+    keep = sample_for_cv(y, seed=0, limit=3000, groups=groups)
+    kept_groups, counts = np.unique(groups[keep], return_counts=True)
+    assert (counts == 3).all() and 900 <= len(kept_groups) <= 1000
+    assert np.bincount(y[keep]).min() >= 0.2 * len(keep)
