@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from headstart.heads.base import SCALINGS, TorchHead, apply_scaling, scaling_stats
-from headstart.heads.tuning import best, cross_validate, folds, key, sample_for_cv
+from headstart.heads.tuning import Score, best, cross_validate, folds, key, remembered_scores, sample_for_cv
 
 C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
 ROW_SPACE_ITEMS = 1000  # above this the basis costs more than it saves
@@ -70,16 +70,21 @@ class LinearHead(TorchHead):
             self.chosen_ = {"C": self.C_, "scaling": self.scaling_, "by": "too few items per class to cross-validate"}
             return
         weights = self._class_weights(ys)
-        scores = []
-        for scaling in scalings:
 
-            def path(tr: np.ndarray, te: np.ndarray, scaling: str = scaling) -> dict[str, np.ndarray]:
-                stats = scaling_stats(xs[tr], scaling)
-                xtr, xte = apply_scaling(xs[tr], *stats), apply_scaling(xs[te], *stats)
-                return self._path(xtr, ys[tr], xte, cs, scaling, weights)
+        def score_grid() -> list[Score]:
+            scores = []
+            for scaling in scalings:
 
-            grid = [{"C": c, "scaling": scaling} for c in cs]
-            scores += cross_validate(grid, None, splits, ys, path=path)
+                def path(tr: np.ndarray, te: np.ndarray, scaling: str = scaling) -> dict[str, np.ndarray]:
+                    stats = scaling_stats(xs[tr], scaling)
+                    xtr, xte = apply_scaling(xs[tr], *stats), apply_scaling(xs[te], *stats)
+                    return self._path(xtr, ys[tr], xte, cs, scaling, weights)
+
+                grid = [{"C": c, "scaling": scaling} for c in cs]
+                scores += cross_validate(grid, None, splits, ys, path=path)
+            return scores
+
+        scores = remembered_scores(self, (xs, ys, None if groups is None else groups[keep]), score_grid)
         winner = best(scores, default=FALLBACK if self.C == self.scaling == "auto" else None)
         self.C_, self.scaling_ = float(winner.params["C"]), str(winner.params["scaling"])
         self.chosen_ = {

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from headstart.heads.base import TorchHead, apply_scaling, scaling_stats
-from headstart.heads.tuning import best, cross_validate, folds, key, sample_for_cv
+from headstart.heads.tuning import best, cross_validate, folds, key, remembered_scores, sample_for_cv
 
 HIDDEN_GRID = (256, 1024)
 DROPOUT_GRID = (0.2, 0.5)
@@ -89,7 +89,8 @@ class MLPHead(TorchHead):
             return {key(params): proba}
 
         grid = [{"hidden": h, "dropout": d} for h in hiddens for d in dropouts]
-        scores = cross_validate(grid, fit_predict, splits, ys)
+        rows = (xs, ys, None if groups is None else groups[keep])
+        scores = remembered_scores(self, rows, lambda: cross_validate(grid, fit_predict, splits, ys))
         winner = best(scores)
         self.hidden_, self.dropout_ = winner.params["hidden"], winner.params["dropout"]
         self.chosen_ = {

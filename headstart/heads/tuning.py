@@ -8,6 +8,7 @@ cross-validate and the caller's fallback stands.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -143,6 +144,37 @@ def cross_validate(
         loss = np.array([ll for _, ll in per[_key(c)]])
         out.append(Score(dict(c), float(acc.mean()), float(loss.mean()), float(acc.std()), tuple(acc.tolist())))
     return out
+
+
+REMEMBERED = 32  # tunings kept in memory (a list of a few dozen scores each)
+_remembered: OrderedDict[str, list[Score]] = OrderedDict()
+
+
+def remembered_scores(head: Any, rows: Sequence[np.ndarray | None], compute: Callable[[], list[Score]]) -> list[Score]:
+    """`compute()`, or what it gave before for a head of the same class and parameters on the same rows (features,
+    labels, groups): one run often tunes the same head on the same features more than once (`fit`'s probe, `auto`'s
+    default candidate and its final refit, each budget of `quickstart`), and the answer is the same each time. The
+    tuning is deterministic (seeded folds and solvers), so remembering it changes no result."""
+    import hashlib
+
+    digest = hashlib.blake2b(digest_size=20)
+    digest.update(f"{type(head).__module__}.{type(head).__qualname__}{sorted(head.get_params().items())!r}".encode())
+    for array in rows:
+        if array is None:
+            digest.update(b"none")
+        else:
+            array = np.ascontiguousarray(array)
+            digest.update(f"{array.dtype}{array.shape}".encode())
+            digest.update(array.tobytes())
+    name = digest.hexdigest()
+    if name in _remembered:
+        _remembered.move_to_end(name)
+        return list(_remembered[name])
+    scores = compute()
+    _remembered[name] = list(scores)
+    while len(_remembered) > REMEMBERED:
+        _remembered.popitem(last=False)
+    return scores
 
 
 def _key(params: dict[str, Any]) -> str:

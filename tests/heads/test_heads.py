@@ -226,3 +226,22 @@ def test_augmented_copies_do_not_leak_into_the_heads_own_cross_validation() -> N
     assert grouped.chosen_["cv_accuracy"] < 0.55
     with pytest.raises(ValueError, match="one id per row: 60 ids for 180 rows"):
         LinearHead().fit(x, y, groups=groups[:60])
+
+
+def test_a_tuning_is_remembered_for_the_same_head_and_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(1)
+    y = np.arange(60) % 3
+    x = (rng.normal(size=(60, 20)) + rng.normal(size=(3, 20))[y]).astype(np.float32)
+    calls = []
+    real_path = LinearHead._path
+    monkeypatch.setattr(LinearHead, "_path", lambda self, *a: calls.append(1) or real_path(self, *a))
+    first = LinearHead(random_state=7).fit(x, y)
+    n_fold_paths = len(calls)
+    assert n_fold_paths > 0
+    again = LinearHead(random_state=7).fit(x.copy(), y.copy())
+    assert len(calls) == n_fold_paths and again.chosen_ == first.chosen_  # same rows and settings: remembered
+    np.testing.assert_array_equal(again.predict_proba(x), first.predict_proba(x))
+    LinearHead(random_state=8).fit(x, y)  # other folds
+    LinearHead(random_state=7).fit(x[:-3], y[:-3])  # other rows
+    LinearHead(random_state=7).fit(x, y, groups=np.arange(60) // 2)  # other groups
+    assert len(calls) == 4 * n_fold_paths
