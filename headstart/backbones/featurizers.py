@@ -128,7 +128,7 @@ class TfidfBackbone(FeaturizerBackbone):
 
     def rows(self, texts: Sequence[Any]) -> np.ndarray:
         """(len(texts), terms) float32 TF-IDF rows of many texts at once: one vectorizer call instead of one per
-        text (the feature extractor's path), which on 1,668 BBC articles is 10x faster."""
+        text (the feature extractor's path), which on 1,112 BBC articles takes 0.7 s instead of 1.3 s."""
         if self._vectorizer is None:
             self._vectorizer = _vectorizer(self.module)
         return self._vectorizer.transform([str(t) for t in texts]).toarray().astype(np.float32)

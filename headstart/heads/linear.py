@@ -133,14 +133,13 @@ class LinearHead(TorchHead):
         solver = self._solver(float(self.C_))
         self._fit_solver(solver, x.numpy(), y.numpy(), weights.numpy())
         self.n_iter_ = int(np.max(solver.n_iter_))  # L-BFGS iterations of the final fit
-        solved = solver.coef_
         coef = np.zeros((len(self.classes_), x.shape[1]))
         intercept = np.zeros(len(self.classes_))
-        if solved.shape[0] == 1:  # scikit-learn keeps one row for two classes: logit(1) - logit(0)
-            coef[solver.classes_] = np.r_[-0.5 * solved, 0.5 * solved]
+        if solver.coef_.shape[0] == 1:  # scikit-learn keeps one row for two classes: logit(1) - logit(0)
+            coef[solver.classes_] = np.r_[-0.5 * solver.coef_, 0.5 * solver.coef_]
             intercept[solver.classes_] = np.r_[-0.5 * solver.intercept_, 0.5 * solver.intercept_]
         else:
-            coef[solver.classes_], intercept[solver.classes_] = solved, solver.intercept_
+            coef[solver.classes_], intercept[solver.classes_] = solver.coef_, solver.intercept_
         with torch.no_grad():
             core.weight.copy_(torch.as_tensor(coef))
             core.bias.copy_(torch.as_tensor(intercept))
