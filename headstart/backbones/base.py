@@ -238,13 +238,17 @@ class ImageBackbone(Backbone):
         preprocessing: ImagePreprocessing,
         forward_embed: Callable[[nn.Module, torch.Tensor], torch.Tensor],
         forward_logits: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
+        logits_of_features: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
+        """`logits_of_features(module, embeddings)`, where the source classifier reads the embeddings themselves
+        (timm's pre-logits): source logits then come from cached features, with no second pass of the network."""
         super().__init__(spec, module, embed_dim=embed_dim, weights_id=weights_id)
         self.memory_format = preferred_memory_format(torch.device("cpu"), False)
         self.image_preprocessing = preprocessing
         self._transform: ImageTransform | None = None  # made on first use: torchvision takes seconds to import
         self._forward_embed = forward_embed
         self._forward_logits = forward_logits
+        self._logits_of_features = logits_of_features if forward_logits is not None else None
         if self.built:
             self._on_build()
 
@@ -302,6 +306,19 @@ class ImageBackbone(Backbone):
         if self._forward_logits is None:
             return None
         return self._forward_logits(self.module, self.normalize(batch).contiguous(memory_format=self.memory_format))
+
+    @property
+    def classifies_features(self) -> bool:
+        """Whether `source_logits_of_features` applies: the source classifier reads the embeddings themselves."""
+        return self._logits_of_features is not None
+
+    def source_logits_of_features(self, features: torch.Tensor) -> torch.Tensor | None:
+        """The source classifier applied to `embed`'s output, where it reads exactly that; else None."""
+        if self._logits_of_features is None:
+            return None
+        self.module.eval()
+        with torch.inference_mode():
+            return self._logits_of_features(self.module, features.to(next(self.module.parameters()).device))
 
 
 def preferred_memory_format(device: torch.device, half_precision: bool) -> torch.memory_format:

@@ -69,7 +69,7 @@ LITE0_SOURCE_CLASSES = 1000
 def _efficientnet_lite0(spec: BackboneSpec) -> ImageBackbone:
     """Built on first real use; everything the feature cache needs (size, preprocessing, the weight file's identity)
     is known without timm or the weights."""
-    from headstart.backbones.timm_source import RANDOM_SEED, _timm_embed, _timm_logits
+    from headstart.backbones.timm_source import RANDOM_SEED, _timm_classify, _timm_embed, _timm_logits
 
     path = None if spec.random_init else efficientnet_lite0_weights_path()
     weights_id = f"random-seed{RANDOM_SEED}" if path is None else file_weights_id(path)
@@ -96,6 +96,7 @@ def _efficientnet_lite0(spec: BackboneSpec) -> ImageBackbone:
         preprocessing=LITE0_PREPROCESSING,
         forward_embed=_timm_embed,
         forward_logits=None if path is None else _timm_logits,
+        logits_of_features=_timm_classify,
     )
 
 

@@ -101,6 +101,7 @@ def _timm_backbone(
         preprocessing=pre,
         forward_embed=_timm_embed,
         forward_logits=_timm_logits if logits else None,
+        logits_of_features=_timm_classify,
     )
 
 
@@ -110,6 +111,12 @@ def _timm_embed(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
 
 def _timm_logits(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
     return model(images)
+
+
+def _timm_classify(model: torch.nn.Module, pre_logits: torch.Tensor) -> torch.Tensor:
+    """timm's contract: `model(x) == model.get_classifier()(model.forward_head(features, pre_logits=True))` in eval
+    mode, and the embeddings are those pre-logits (`_timm_embed`)."""
+    return model.get_classifier()(pre_logits)
 
 
 def cached_weights_file(spec: BackboneSpec) -> str:

@@ -14,7 +14,7 @@ from headstart.errors import DataError
 from headstart.features import FeatureCache
 from headstart.features.source import extract_source_logits
 from headstart.select.ranking import DEFAULT_SCORES, rank
-from tests.conftest import digit_images
+from tests.conftest import TIMM_TINY, digit_images
 from tests.select.helpers import noise_encoder, with_source_classifier
 
 
@@ -128,3 +128,24 @@ def test_source_logits_are_batched_and_cached(data, tmp_path) -> None:
     uncached = extract_source_logits(bb, data, cache=False, progress=False, num_workers=0)
     np.testing.assert_allclose(first, uncached, rtol=1e-5, atol=1e-5)
     assert extract_source_logits(noise_encoder(), data.items[:4], progress=False) is None
+
+
+def test_a_timm_classifier_reads_the_cached_features_instead_of_running_the_network_again(data, tmp_path) -> None:
+    import timm
+    import torch
+
+    from headstart.backbones.timm_source import wrap_timm_model
+    from headstart.features import extract_features
+    from headstart.features.source import SourceClassifier
+
+    torch.manual_seed(0)
+    model = timm.create_model(TIMM_TINY, pretrained=False, num_classes=7).eval()
+    bb = Counting(wrap_timm_model("timm:tiny", model, "seeded-0", has_source_head=True))
+    assert bb.classifies_features
+    cache = FeatureCache(tmp_path)
+    features = extract_features(bb.inner, data, cache=cache, progress=False, num_workers=0)
+    logits = extract_source_logits(bb, data, cache=cache, progress=False, num_workers=0)
+    assert bb.seen == 0  # the classifier ran on the cached features: no image went through the network again
+    full = extract_features(SourceClassifier(bb.inner, 7), data, cache=False, progress=False, num_workers=0)
+    assert logits.shape == (len(data), 7) and features.shape[0] == len(data)
+    np.testing.assert_allclose(logits, full, rtol=1e-4, atol=1e-4)  # the same logits as the whole network's
