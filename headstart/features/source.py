@@ -92,11 +92,18 @@ def extract_source_logits(
     if not getattr(backbone, "has_source_classifier", True):
         return None  # known without building the backbone (e.g. every text encoder)
     store = cache if isinstance(cache, FeatureCache) else (FeatureCache() if cache else None)
-    if getattr(backbone, "classifies_features", False):  # the classifier reads the (cached) features
+    if getattr(backbone, "classifies_features", False) and not _all_cached(store, backbone, items):
+        # the classifier reads the (cached) features; its logits are cached in turn, so that a warm call reads
+        # them back below without building the backbone
         x = extract_features(backbone, data, batch_size=batch_size, num_workers=num_workers,
                              cache=store if store is not None else False, progress=progress)  # fmt: skip
         logits = backbone.source_logits_of_features(torch.as_tensor(np.asarray(x, dtype=np.float32)))
-        return None if logits is None else logits.float().cpu().numpy()
+        if logits is None:
+            return None
+        logits = logits.float().cpu().numpy()
+        if store is not None:
+            _store(store, SourceClassifier(backbone, 0).cache_key, items, logits)
+        return logits
     # Logits already cached say how many classes there are; otherwise one item through the network tells.
     n_classes = _cached_width(store, backbone, items) or source_classes(backbone, items[0])
     if n_classes is None:
@@ -109,6 +116,27 @@ def extract_source_logits(
         cache=store if store is not None else False,
         progress=progress,
     )
+
+
+def _all_cached(store: FeatureCache | None, backbone: Backbone, items: Sequence[Any]) -> bool:
+    if store is None:
+        return False
+    hashes = list(dict.fromkeys(content_hash(i) for i in items))
+    return len(store.lookup(SourceClassifier(backbone, 0).cache_key, hashes)) == len(hashes)
+
+
+def _store(store: FeatureCache, key: str, items: Sequence[Any], logits: np.ndarray) -> None:
+    """Cache each distinct item's logits once, as `extract_features` would have."""
+    first = {}
+    for i, item in enumerate(items):
+        first.setdefault(content_hash(item), i)
+    writer = store.writer(key, len(first), logits.shape[1])
+    try:
+        writer.write_at(slice(None), logits[list(first.values())])
+        writer.commit(list(first))
+    except BaseException:
+        writer.abort()
+        raise
 
 
 def _cached_width(store: FeatureCache | None, backbone: Backbone, items: Sequence[Any]) -> int | None:

@@ -134,7 +134,7 @@ def test_a_timm_classifier_reads_the_cached_features_instead_of_running_the_netw
     import timm
     import torch
 
-    from headstart.backbones.timm_source import wrap_timm_model
+    from headstart.backbones.timm_source import _timm_backbone, timm_facts, wrap_timm_model
     from headstart.features import extract_features
     from headstart.features.source import SourceClassifier
 
@@ -149,3 +149,9 @@ def test_a_timm_classifier_reads_the_cached_features_instead_of_running_the_netw
     full = extract_features(SourceClassifier(bb.inner, 7), data, cache=False, progress=False, num_workers=0)
     assert logits.shape == (len(data), 7) and features.shape[0] == len(data)
     np.testing.assert_allclose(logits, full, rtol=1e-4, atol=1e-4)  # the same logits as the whole network's
+
+    facts = timm_facts(model, has_source_head=True)  # the same backbone, built only if something needs the network
+    fresh = Counting(_timm_backbone("timm:tiny", lambda: model, "seeded-0", facts))
+    again = extract_source_logits(fresh, data, cache=cache, progress=False, num_workers=0)
+    assert not fresh.inner.built and fresh.seen == 0  # a warm call reads the logits back and builds nothing
+    np.testing.assert_array_equal(again, logits)
