@@ -48,7 +48,7 @@ def folds(y_idx: np.ndarray, n_splits: int, seed: int, groups: np.ndarray | None
     from sklearn.model_selection import RepeatedStratifiedKFold
 
     if groups is not None:
-        ids, first, row_group = np.unique(groups, return_index=True, return_inverse=True)
+        _, first, row_group = np.unique(groups, return_index=True, return_inverse=True)
         by_item = folds(y_idx[first], n_splits, seed)
         return [
             Fold(np.flatnonzero(np.isin(row_group, f.train)), np.flatnonzero(np.isin(row_group, f.test)))
