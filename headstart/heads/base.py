@@ -76,8 +76,9 @@ def _unit_rows(x: np.ndarray) -> np.ndarray:
 
 
 class TorchHead(ClassifierMixin, BaseEstimator):
-    """Subclasses define `_build(dim, n_classes)` and `_train(module, x, y, weights)`, and may define `_select` to
-    choose settings by cross-validation (they set `chosen_`, and `scaling_` when they choose the scaling)."""
+    """Subclasses define `_build(dim, n_classes)` and `_train(module, x, y, weights, generator, groups)`, and may
+    define `_select` to choose settings by cross-validation (they set `chosen_`, and `scaling_` when they choose the
+    scaling)."""
 
     kind: str = ""
 
@@ -109,7 +110,7 @@ class TorchHead(ClassifierMixin, BaseEstimator):
         core = self._build(x.shape[1], len(self.classes_))
         weights = torch.as_tensor(self._class_weights(y_idx), dtype=torch.float32)
         xs = torch.as_tensor(apply_scaling(x, self.l2_, self.mean_, self.scale_))
-        self._train(core, xs, torch.as_tensor(y_idx), weights, generator)
+        self._train(core, xs, torch.as_tensor(y_idx), weights, generator, groups)
         core.eval()
         scale = Standardize(torch.as_tensor(self.mean_), torch.as_tensor(self.scale_), self.l2_)
         self.module_ = nn.Sequential(scale, core)
@@ -179,6 +180,13 @@ class TorchHead(ClassifierMixin, BaseEstimator):
         raise NotImplementedError
 
     def _train(
-        self, core: nn.Module, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor, generator: torch.Generator
+        self,
+        core: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        weights: torch.Tensor,
+        generator: torch.Generator,
+        groups: np.ndarray | None = None,
     ) -> None:
+        """Train `core` on the scaled rows; `groups` (one id per row, or None) for any split it makes of them."""
         raise NotImplementedError

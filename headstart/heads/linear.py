@@ -128,7 +128,13 @@ class LinearHead(TorchHead):
             solver.fit(x, y, sample_weight=weights[y])
 
     def _train(
-        self, core: nn.Module, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor, generator: torch.Generator
+        self,
+        core: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        weights: torch.Tensor,
+        generator: torch.Generator,
+        groups: np.ndarray | None = None,
     ) -> None:
         solver = self._solver(float(self.C_))
         self._fit_solver(solver, x.numpy(), y.numpy(), weights.numpy())

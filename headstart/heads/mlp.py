@@ -66,8 +66,8 @@ class MLPHead(TorchHead):
         if len(hiddens) == len(dropouts) == 1:
             return
         keep = sample_for_cv(y_idx, int(self.random_state), limit=CV_ITEMS, groups=groups)
-        xs, ys = x[keep], y_idx[keep]
-        splits = folds(ys, 3, int(self.random_state), None if groups is None else groups[keep])[:3]
+        xs, ys, gs = x[keep], y_idx[keep], None if groups is None else groups[keep]
+        splits = folds(ys, 3, int(self.random_state), gs)[:3]
         if not splits:
             self.hidden_ = FALLBACK["hidden"] if self.hidden == "auto" else self.hidden
             self.dropout_ = FALLBACK["dropout"] if self.dropout == "auto" else self.dropout
@@ -82,14 +82,14 @@ class MLPHead(TorchHead):
             torch.manual_seed(int(self.random_state))
             core = self._build(x.shape[1], len(self.classes_))
             xtr = torch.as_tensor(apply_scaling(xs[tr], *stats))
-            self._train(core, xtr, torch.as_tensor(ys[tr]), weights, generator)
+            self._train(core, xtr, torch.as_tensor(ys[tr]), weights, generator, None if gs is None else gs[tr])
             core.eval()
             with torch.no_grad():
                 proba = torch.softmax(core(torch.as_tensor(apply_scaling(xs[te], *stats))), 1).numpy()
             return {key(params): proba}
 
         grid = [{"hidden": h, "dropout": d} for h in hiddens for d in dropouts]
-        rows = (xs, ys, None if groups is None else groups[keep])
+        rows = (xs, ys, gs)
         scores = remembered_scores(self, rows, lambda: cross_validate(grid, fit_predict, splits, ys))
         winner = best(scores)
         self.hidden_, self.dropout_ = winner.params["hidden"], winner.params["dropout"]
@@ -103,9 +103,15 @@ class MLPHead(TorchHead):
         self.cv_results_ = [s.to_json() for s in scores]
 
     def _train(
-        self, core: nn.Module, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor, generator: torch.Generator
+        self,
+        core: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        weights: torch.Tensor,
+        generator: torch.Generator,
+        groups: np.ndarray | None = None,
     ) -> None:
-        train_idx, val_idx = self._holdout(y.numpy())
+        train_idx, val_idx = self._holdout(y.numpy(), groups)
         opt = torch.optim.AdamW(core.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         loss_fn = nn.CrossEntropyLoss(weight=weights)
         best, best_state, stale = float("inf"), None, 0
@@ -133,13 +139,20 @@ class MLPHead(TorchHead):
         if best_state is not None:
             core.load_state_dict(best_state)
 
-    def _holdout(self, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _holdout(self, y: np.ndarray, groups: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(training rows, validation rows or None): a stratified `validation_fraction` of the items for early
+        stopping. With `groups`, whole groups are drawn (an item's augmented copies share its group and its class),
+        so no copy of a validation item trains the network that it is meant to check."""
         everything = torch.arange(len(y))
-        counts = np.bincount(y)
-        n_val = int(round(len(y) * self.validation_fraction))
-        if not self.early_stopping or counts.min() < 2 or n_val < len(counts):
+        ids, first = (np.arange(len(y)), np.arange(len(y))) if groups is None else np.unique(groups, return_index=True)
+        labels = y[first]  # one label per item (per group)
+        n_val = int(round(len(ids) * self.validation_fraction))
+        if not self.early_stopping or np.bincount(labels).min() < 2 or n_val < len(np.unique(y)):
             return everything, None
         from sklearn.model_selection import train_test_split
 
-        tr, va = train_test_split(np.arange(len(y)), test_size=n_val, stratify=y, random_state=self.random_state)
-        return torch.as_tensor(tr), torch.as_tensor(va)
+        tr, va = train_test_split(ids, test_size=n_val, stratify=labels, random_state=self.random_state)
+        if groups is None:
+            return torch.as_tensor(tr), torch.as_tensor(va)
+        in_val = np.isin(groups, va)
+        return torch.as_tensor(np.flatnonzero(~in_val)), torch.as_tensor(np.flatnonzero(in_val))

@@ -245,3 +245,25 @@ def test_a_tuning_is_remembered_for_the_same_head_and_rows(monkeypatch: pytest.M
     LinearHead(random_state=7).fit(x[:-3], y[:-3])  # other rows
     LinearHead(random_state=7).fit(x, y, groups=np.arange(60) // 2)  # other groups
     assert len(calls) == 4 * n_fold_paths
+
+
+def test_mlp_early_stopping_holds_out_whole_items_with_their_copies() -> None:
+    """Noise labels, each item followed by two near-copies. A validation slice drawn by rows holds copies of what
+    trains, so its loss keeps falling while the network memorises; drawn by groups, it holds new items only, and
+    the loss turns up at once (labels are noise) and training stops early."""
+    rng = np.random.default_rng(0)
+    items = rng.normal(size=(120, 64)).astype(np.float32)
+    y_items = np.arange(120) % 3
+    x = np.concatenate([items + 0.01 * rng.normal(size=items.shape).astype(np.float32) for _ in range(3)])
+    y, groups = np.tile(y_items, 3), np.tile(np.arange(120), 3)
+
+    train_rows, val_rows = MLPHead(random_state=0)._holdout(y, groups)
+    val_groups, train_groups = set(groups[val_rows.numpy()]), set(groups[train_rows.numpy()])
+    assert not val_groups & train_groups and len(val_groups) == 18  # 15% of 120 items, each with both copies
+    assert np.bincount(y_items[sorted(val_groups)]).tolist() == [6, 6, 6]  # stratified by class
+    assert len(val_rows) + len(train_rows) == 360
+
+    settings = {"hidden": 256, "dropout": 0.2, "max_epochs": 100, "patience": 5, "random_state": 0}
+    leaky = MLPHead(**settings).fit(x, y)
+    grouped = MLPHead(**settings).fit(x, y, groups=groups)
+    assert grouped.n_epochs_ < leaky.n_epochs_ / 2, (grouped.n_epochs_, leaky.n_epochs_)
