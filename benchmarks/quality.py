@@ -7,7 +7,8 @@ scikit-learn on the same features, and is `auto` never behind the better of the 
 For each set, labels-per-class budget and seed, on one seeded stratified split (25% test; `--max-items` caps the
 pool first, stratified, for the big sets): the modality's simple baseline (TF-IDF / raw pixels / log-mel + logistic
 regression), scikit-learn's default `LogisticRegression()` on the backbone's frozen features, headstart's probe
-(the tuned linear head on the same features), and `fit(strategy="auto")` (cheap candidates: baseline, linear and
+(the tuned linear head on the same features, as `fit` trains it: for audio with features of noisy copies of each
+training clip), and `fit(strategy="auto")` (cheap candidates: baseline, linear and
 MLP heads, features joined with the baseline's), and at --finetune-budgets the set's fine-tuning strategy with its
 defaults (FINETUNE: the schedule sized to the data), each scored on the same test items. Mean ± std over seeds,
 with wall time (features come from the cache, extracted once per set; fine-tuning has no cache). More fine-tuning
@@ -68,7 +69,7 @@ def run_set(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     from headstart.data import split
     from headstart.evaluation.baselines import baseline_predict
     from headstart.features import extract_features
-    from headstart.heads import LinearHead
+    from headstart.probe import fit_heads
 
     source, spec = SETS[name]
     ds = pool(source, args.max_items)
@@ -106,7 +107,8 @@ def run_set(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
                 row["sklearn_lr"] = float(LogisticRegression(max_iter=1000).fit(xtr, ytr).score(xte, yte))
             row["sklearn_lr_s"] = time.perf_counter() - t
             t = time.perf_counter()
-            head = LinearHead(random_state=seed).fit(xtr, ytr)
+            # fit_heads is the probe's own head fit: for audio it adds features of noisy copies of each clip
+            head = fit_heads(bb, train, xtr, "linear", {"random_state": seed}, seed=seed)[train.tasks[0]]
             row["probe"] = float(head.score(xte, yte))
             row["probe_s"] = time.perf_counter() - t
             row["probe_chosen"] = {k: head.chosen_[k] for k in ("C", "scaling")}

@@ -17,6 +17,10 @@ from headstart.errors import DataError
 from headstart.model import TransferModel
 from headstart.runs import Partition, build_report, concat, cv_predictions, data_info, evaluate_model, summary
 
+# the head's cross-validation groups rows by the data's groups (speakers) from this many distinct groups in training:
+# five folds and the MLP's early-stopping slice (1 / 0.15 = 7 groups) each need several groups to draw from
+GROUPED_CV_FROM = 8
+
 
 def fit_probe(
     ds: Dataset,
@@ -116,15 +120,26 @@ def fit_heads(
     from headstart.heads import make_head
 
     x_aug, y_aug = augmented_views(bb, train, seed)
-    # copy j of item i is row (j + 1) * n + i: each copy keeps its item's group, so no copy of a clip the head's own
-    # cross-validation tests on is among that fold's training rows
-    groups = np.tile(np.arange(len(x)), 1 + len(x_aug) // max(len(x), 1)) if len(x_aug) else None
+    groups = row_groups(train, len(x), len(x_aug))
     heads = {}
     for task in train.tasks:
         xs = np.concatenate([x, x_aug]) if len(x_aug) else x
         ys = list(train.targets[task]) + list(y_aug.get(task, []))
         heads[task] = make_head(head, **params).fit(xs, ys, groups=groups)
     return heads
+
+
+def row_groups(train: Dataset, n_items: int, n_copies: int) -> np.ndarray | None:
+    """One group id per row of the head's training matrix (the items, then their augmented copies: copy j of item i
+    is row (j + 1) * n + i), for the head's own cross-validation and early stopping. Where the data has groups (the
+    speaker of each clip) and at least GROUPED_CV_FROM of them, the rows of one group stay together, so the settings
+    are chosen for groups never heard in training, as the held-out split measures them; else each item and its
+    copies stay together (no copy of a clip a fold tests on trains that fold); None when there are no copies."""
+    repeat = 1 + n_copies // max(n_items, 1)
+    if train.groups is not None and len(set(train.groups)) >= GROUPED_CV_FROM:
+        _, ids = np.unique(np.asarray([str(g) for g in train.groups], dtype=object), return_inverse=True)
+        return np.tile(ids, repeat)
+    return np.tile(np.arange(n_items), repeat) if n_copies else None
 
 
 def augmented_views(bb: Any, train: Dataset, seed: int) -> tuple[np.ndarray, dict[str, list[str]]]:

@@ -141,13 +141,20 @@ class MLPHead(TorchHead):
 
     def _holdout(self, y: np.ndarray, groups: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(training rows, validation rows or None): a stratified `validation_fraction` of the items for early
-        stopping. With `groups`, whole groups are drawn (an item's augmented copies share its group and its class),
-        so no copy of a validation item trains the network that it is meant to check."""
+        stopping. With `groups`, whole groups are drawn, so no copy of a validation item (groups of one class: an
+        item and its augmented copies) and no item of a validation speaker (groups of several classes) trains the
+        network that it is meant to check; with fewer such groups than 1 / `validation_fraction`, no slice."""
         everything = torch.arange(len(y))
-        ids, first = (np.arange(len(y)), np.arange(len(y))) if groups is None else np.unique(groups, return_index=True)
+        if not self.early_stopping:
+            return everything, None
+        ids, first, row_group = (
+            (np.arange(len(y)),) * 3 if groups is None else np.unique(groups, return_index=True, return_inverse=True)
+        )
+        if not np.array_equal(y, y[first][row_group]):  # groups of several classes
+            return self._group_holdout(y, row_group)
         labels = y[first]  # one label per item (per group)
         n_val = int(round(len(ids) * self.validation_fraction))
-        if not self.early_stopping or np.bincount(labels).min() < 2 or n_val < len(np.unique(y)):
+        if np.bincount(labels).min() < 2 or n_val < len(np.unique(y)):
             return everything, None
         from sklearn.model_selection import train_test_split
 
@@ -156,3 +163,13 @@ class MLPHead(TorchHead):
             return torch.as_tensor(tr), torch.as_tensor(va)
         in_val = np.isin(groups, va)
         return torch.as_tensor(np.flatnonzero(~in_val)), torch.as_tensor(np.flatnonzero(in_val))
+
+    def _group_holdout(self, y: np.ndarray, row_group: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
+        from sklearn.model_selection import StratifiedGroupKFold
+
+        k = max(2, int(round(1 / self.validation_fraction)))
+        if int(row_group.max()) + 1 < k or np.bincount(y).min() < 2:
+            return torch.arange(len(y)), None
+        splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=self.random_state)
+        tr, va = next(splitter.split(np.zeros(len(y)), y, row_group))
+        return torch.as_tensor(tr), torch.as_tensor(va)

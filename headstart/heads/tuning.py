@@ -42,18 +42,22 @@ FEW_FOLDS_ABOVE = 1000  # more items than this: 3 folds are enough to rank setti
 
 def folds(y_idx: np.ndarray, n_splits: int, seed: int, groups: np.ndarray | None = None) -> list[Fold]:
     """Stratified folds, as many as the rarest class allows (at most `n_splits`), drawn 2-3 times over when there
-    are few items; none when some class has a single item. With `groups` (one id per row; a group's rows are one
-    item and its augmented copies, all of one class), the items are split and each row follows its item: no copy of
-    a test item trains the fold's model."""
+    are few items; none when some class has a single item. With `groups` (one id per row), rows that share an id
+    never straddle a fold. Groups of one class each (an item and its augmented copies) are split as items, and each
+    row follows its item: no copy of a test item trains the fold's model. Groups that hold several classes (the
+    speaker of each clip) are split by scikit-learn's StratifiedGroupKFold, so every fold tests on groups it never
+    trained on, as a grouped train/test split does."""
     from sklearn.model_selection import RepeatedStratifiedKFold
 
     if groups is not None:
         _, first, row_group = np.unique(groups, return_index=True, return_inverse=True)
-        by_item = folds(y_idx[first], n_splits, seed)
-        return [
-            Fold(np.flatnonzero(np.isin(row_group, f.train)), np.flatnonzero(np.isin(row_group, f.test)))
-            for f in by_item
-        ]
+        if np.array_equal(y_idx, y_idx[first][row_group]):  # one class per group: split the items
+            by_item = folds(y_idx[first], n_splits, seed)
+            return [
+                Fold(np.flatnonzero(np.isin(row_group, f.train)), np.flatnonzero(np.isin(row_group, f.test)))
+                for f in by_item
+            ]
+        return _folds_of_mixed_groups(y_idx, row_group, n_splits, seed)
 
     k = min(n_splits, int(np.bincount(y_idx).min()), 3 if len(y_idx) > FEW_FOLDS_ABOVE else n_splits)
     if k < 2:
@@ -63,10 +67,28 @@ def folds(y_idx: np.ndarray, n_splits: int, seed: int, groups: np.ndarray | None
     return [Fold(tr, te) for tr, te in splitter.split(np.zeros(len(y_idx)), y_idx)]
 
 
+def _folds_of_mixed_groups(y_idx: np.ndarray, row_group: np.ndarray, n_splits: int, seed: int) -> list[Fold]:
+    """Stratified group folds (group ids 0..G-1 per row), drawn 2-3 times over when there are few rows; none with
+    fewer than 2 groups or a class of a single item."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    n_groups = int(row_group.max()) + 1
+    k = min(n_splits, n_groups, 3 if len(y_idx) > FEW_FOLDS_ABOVE else n_splits)
+    if k < 2 or np.bincount(y_idx).min() < 2:
+        return []
+    repeats = int(np.clip(np.ceil(REPEAT_BELOW / len(y_idx)), 1, 3)) if n_groups > k else 1
+    out = []
+    for r in range(repeats):
+        splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed + r)
+        out += [Fold(tr, te) for tr, te in splitter.split(np.zeros(len(y_idx)), y_idx, row_group)]
+    return out
+
+
 def sample_for_cv(
     y_idx: np.ndarray, seed: int, limit: int = MAX_CV_ITEMS, groups: np.ndarray | None = None
 ) -> np.ndarray:
-    """Indices of at most `limit` rows, stratified, to choose settings on; with `groups`, whole groups."""
+    """Indices of at most about `limit` rows, stratified, to choose settings on; with `groups`, whole groups
+    (stratified by class where each group holds one class, drawn at random where groups hold several)."""
     if len(y_idx) <= limit:
         return np.arange(len(y_idx))
     from sklearn.model_selection import train_test_split
@@ -76,7 +98,9 @@ def sample_for_cv(
         return np.sort(keep)
     ids, first, row_group = np.unique(groups, return_index=True, return_inverse=True)
     n_groups = max(2, int(limit * len(ids) / len(y_idx)))
-    kept, _ = train_test_split(np.arange(len(ids)), train_size=n_groups, stratify=y_idx[first], random_state=seed)
+    one_class_each = np.array_equal(y_idx, y_idx[first][row_group])
+    kept, _ = train_test_split(np.arange(len(ids)), train_size=n_groups, random_state=seed,
+                               stratify=y_idx[first] if one_class_each else None)  # fmt: skip
     return np.flatnonzero(np.isin(row_group, kept))
 
 

@@ -116,3 +116,22 @@ def test_the_probe_keeps_each_clip_and_its_copies_in_one_fold(tones_dir: Path, m
     heads = fit_heads(bb, ds, x, "linear", {"random_state": 0}, seed=0)
     assert list(seen[0]) == list(range(6)) * 3  # the clips, then copy 0 of each, then copy 1: each with its clip's id
     assert heads["label"].chosen_["by"].endswith("on 18 items")  # chosen by cross-validation over every row
+
+
+def test_the_probes_rows_are_grouped_by_speaker_where_there_are_enough_speakers() -> None:
+    from headstart.data import Dataset
+    from headstart.probe import GROUPED_CV_FROM, row_groups
+
+    def clips(speakers: list[str]) -> Dataset:
+        n = len(speakers)
+        return Dataset("audio", [np.zeros(8, np.float32)] * n, {"label": ["a", "b"] * (n // 2)},
+                       [f"clip {i}" for i in range(n)], "memory", groups=speakers)  # fmt: skip
+
+    many = [f"voice {i % GROUPED_CV_FROM}" for i in range(2 * GROUPED_CV_FROM)]
+    ids = row_groups(clips(many), len(many), 2 * len(many))
+    assert len(ids) == 3 * len(many)  # the clips, then two copies of each
+    assert all(len({many[i % len(many)] for i in np.flatnonzero(ids == g)}) == 1 for g in set(ids))  # one voice each
+    assert len(set(ids)) == GROUPED_CV_FROM
+    few = [f"voice {i % 2}" for i in range(2 * GROUPED_CV_FROM)]
+    assert list(row_groups(clips(few), len(few), 2 * len(few))) == list(range(len(few))) * 3  # by clip
+    assert row_groups(clips(few), len(few), 0) is None  # no copies, too few voices: nothing to group

@@ -267,3 +267,40 @@ def test_mlp_early_stopping_holds_out_whole_items_with_their_copies() -> None:
     leaky = MLPHead(**settings).fit(x, y)
     grouped = MLPHead(**settings).fit(x, y, groups=groups)
     assert grouped.n_epochs_ < leaky.n_epochs_ / 2, (grouped.n_epochs_, leaky.n_epochs_)
+
+
+def _speakers(seed: int, n_speakers: int, first: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """3 classes said by each speaker: a weak signal shared by all speakers, and a strong one private to each."""
+    rng = np.random.default_rng(seed)
+    shared = rng.normal(size=(3, 60))
+    xs, ys, gs = [], [], []
+    for s in range(n_speakers):
+        own = 3.0 * rng.normal(size=(3, 60))
+        for c in range(3):
+            xs.append(own[c] + 0.4 * shared[c] + 0.3 * rng.normal(size=(8, 60)))
+            ys += [c] * 8
+            gs += [s] * 8
+    x, y, g = np.concatenate(xs).astype(np.float32), np.array(ys), np.array(gs)
+    return x[g >= first], y[g >= first], g[g >= first]
+
+
+def test_speaker_groups_make_the_heads_estimate_one_of_new_speakers() -> None:
+    """Folds by row score what a speaker said from the same speaker's other items (nearly 100%); folds by speaker
+    score it as the held-out speakers score the head, far lower."""
+    x, y, speakers = _speakers(0, 12)
+    x_new, y_new, _ = _speakers(0, 24, first=12)  # the same shared signal, 12 speakers never heard
+    by_row = LinearHead(random_state=0).fit(x, y)
+    by_speaker = LinearHead(random_state=0).fit(x, y, groups=speakers)
+    truth = by_speaker.score(x_new, y_new)
+    assert by_row.chosen_["cv_accuracy"] > 0.95 and truth < 0.7
+    assert abs(by_speaker.chosen_["cv_accuracy"] - truth) < 0.2
+
+
+def test_mlp_early_stopping_holds_out_whole_speakers() -> None:
+    _, y, speakers = _speakers(0, 12)
+    train_rows, val_rows = MLPHead(random_state=0)._holdout(y, speakers)
+    assert not set(speakers[val_rows.numpy()]) & set(speakers[train_rows.numpy()])
+    assert len(set(speakers[val_rows.numpy()])) in (1, 2) and set(y[val_rows.numpy()]) == {0, 1, 2}
+    assert len(val_rows) + len(train_rows) == len(y)
+    _, none = MLPHead(random_state=0)._holdout(y, speakers % 4)  # 4 speakers: too few for a 15% slice of them
+    assert none is None

@@ -88,3 +88,26 @@ def test_sample_for_cv_with_groups_keeps_whole_groups() -> None:
     kept_groups, counts = np.unique(groups[keep], return_counts=True)
     assert (counts == 3).all() and 900 <= len(kept_groups) <= 1000
     assert np.bincount(y[keep]).min() >= 0.2 * len(keep)
+
+
+def test_folds_with_speaker_groups_test_on_speakers_never_trained_on() -> None:
+    """Groups that hold several classes (a speaker says every word): whole speakers go to a fold's test part."""
+    speakers = np.repeat(np.arange(12), 9)  # 12 speakers, 3 words each, 3 times
+    y = np.tile(np.repeat(np.arange(3), 3), 12)
+    splits = folds(y, 5, seed=0, groups=speakers)
+    assert len(splits) == 5 * 2  # 108 rows: the folds are drawn twice
+    for fold in splits:
+        assert not set(speakers[fold.train]) & set(speakers[fold.test])
+        assert set(y[fold.test]) == {0, 1, 2} and set(y[fold.train]) == {0, 1, 2}
+    assert sorted(np.concatenate([f.test for f in splits[:5]])) == list(range(108))  # one draw covers every row
+    assert [list(f.test) for f in splits[:5]] != [list(f.test) for f in splits[5:]]  # the second draw differs
+    assert len(folds(y, 5, seed=0, groups=speakers % 3)) == 3  # 3 speakers: one fold each, drawn once
+    assert folds(y, 5, seed=0, groups=np.zeros(108)) == []  # one speaker: nothing to hold out
+
+
+def test_sample_for_cv_with_speaker_groups_keeps_whole_speakers() -> None:
+    speakers = np.repeat(np.arange(100), 60)
+    y = np.tile(np.arange(6), 1000)
+    keep = sample_for_cv(y, seed=0, limit=3000, groups=speakers)
+    kept, counts = np.unique(speakers[keep], return_counts=True)
+    assert (counts == 60).all() and len(kept) == 50
