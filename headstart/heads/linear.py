@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from headstart.heads.base import SCALINGS, TorchHead, apply_scaling, scaling_stats
-from headstart.heads.tuning import Score, best, cross_validate, folds, key, remembered_scores, sample_for_cv
+from headstart.heads.tuning import Score, best, cross_validate, described, folds, key, remembered_scores, sample_for_cv
 
 C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
 ROW_SPACE_ITEMS = 1000  # above this the basis costs more than it saves
@@ -90,7 +90,7 @@ class LinearHead(TorchHead):
         self.chosen_ = {
             "C": self.C_,
             "scaling": self.scaling_,
-            "by": f"cross-validation ({len(splits)} folds) on {len(ys)} items",
+            "by": described(splits, len(ys), None if groups is None else groups[keep]),
             "cv_accuracy": winner.accuracy,
             "cv_std": winner.spread,
         }

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from headstart.heads.base import TorchHead, apply_scaling, scaling_stats
-from headstart.heads.tuning import best, cross_validate, folds, key, remembered_scores, sample_for_cv
+from headstart.heads.tuning import best, cross_validate, described, folds, key, remembered_scores, sample_for_cv
 
 HIDDEN_GRID = (256, 1024)
 DROPOUT_GRID = (0.2, 0.5)
@@ -96,7 +96,7 @@ class MLPHead(TorchHead):
         self.chosen_ = {
             "hidden": self.hidden_,
             "dropout": self.dropout_,
-            "by": f"cross-validation ({len(splits)} folds) on {len(ys)} items",
+            "by": described(splits, len(ys), gs),
             "cv_accuracy": winner.accuracy,
             "cv_std": winner.spread,
         }

@@ -84,6 +84,15 @@ def _folds_of_mixed_groups(y_idx: np.ndarray, row_group: np.ndarray, n_splits: i
     return out
 
 
+def described(splits: list[Fold], n_rows: int, groups: np.ndarray | None) -> str:
+    """How a setting was chosen, for the report: "cross-validation (5 folds) on 240 items", or with groups
+    "... on 720 rows in 12 groups, each within a fold" (an item and its copies, or a speaker)."""
+    on = (
+        f"{n_rows} items" if groups is None else f"{n_rows} rows in {len(np.unique(groups))} groups, each within a fold"
+    )
+    return f"cross-validation ({len(splits)} folds) on {on}"
+
+
 def sample_for_cv(
     y_idx: np.ndarray, seed: int, limit: int = MAX_CV_ITEMS, groups: np.ndarray | None = None
 ) -> np.ndarray:

@@ -115,7 +115,8 @@ def test_the_probe_keeps_each_clip_and_its_copies_in_one_fold(tones_dir: Path, m
     x = extract_features(bb, ds, progress=False)
     heads = fit_heads(bb, ds, x, "linear", {"random_state": 0}, seed=0)
     assert list(seen[0]) == list(range(6)) * 3  # the clips, then copy 0 of each, then copy 1: each with its clip's id
-    assert heads["label"].chosen_["by"].endswith("on 18 items")  # chosen by cross-validation over every row
+    # chosen by cross-validation over every row, each clip with its copies
+    assert heads["label"].chosen_["by"].endswith("on 18 rows in 6 groups, each within a fold")
 
 
 def test_the_probes_rows_are_grouped_by_speaker_where_there_are_enough_speakers() -> None:
