@@ -310,9 +310,11 @@ def evaluate(
     strict: bool = False,
     progress: bool = True,
     noise_snr: float | None = None,
+    noise_colour: str = "white",
 ) -> dict[str, Any]:
     """Metrics of a fitted model on every labelled item of `data` (no split): a report dict, saved when `out` is set.
-    Audio only: `noise_snr` adds white noise at that SNR (dB, seeded per item) to every clip, a robustness check."""
+    Audio only: `noise_snr` adds noise at that SNR (dB, seeded per item) to every clip, a robustness check; its
+    `noise_colour` is white, pink or brown (power falling 0, 3 or 6 dB per octave)."""
     from headstart.errors import DataError
 
     model = _loaded(model)
@@ -327,7 +329,7 @@ def evaluate(
         from headstart.data.audio import with_noise
 
         rate = getattr(getattr(model.backbone, "audio_preprocessing", None), "sample_rate", 16_000)
-        ds = with_noise(ds, noise_snr, sample_rate=rate)
+        ds = with_noise(ds, noise_snr, sample_rate=rate, colour=noise_colour)
     missing = [t for t in model.tasks if t not in ds.targets]
     if missing:
         raise DataError(

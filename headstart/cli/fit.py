@@ -256,7 +256,10 @@ def evaluate(
     model_dir: Path = typer.Argument(..., help="a folder saved by `headstart fit`"),
     data: str = typer.Argument(..., help="labelled data to evaluate on"),
     out: Path = typer.Option(None, "--out", "-o", help="folder for report.json, report.md and the confusion PNG"),
-    noise_snr: float = typer.Option(None, "--noise-snr", help="audio: add white noise at this SNR (dB) to every clip"),
+    noise_snr: float = typer.Option(None, "--noise-snr", help="audio: add noise at this SNR (dB) to every clip"),
+    noise_colour: o.NoiseColour = typer.Option(
+        "white", "--noise-colour", help="with --noise-snr: white, pink (-3 dB/octave) or brown (-6 dB/octave)"
+    ),
     text_column: str = o.TEXT_COLUMN,
     label_column: list[str] = o.LABEL_COLUMNS,
     strict: bool = o.STRICT,
@@ -276,6 +279,8 @@ def evaluate(
         return sequence.evaluate(ctx, model_dir, data)
     sequence.refuse_sequence_options(ctx, "a classifier")
 
+    if noise_snr is None and noise_colour.value != "white":
+        raise typer.BadParameter("needs --noise-snr, the level of the noise", param_hint="--noise-colour")
     model = api.load(model_dir) if runtime.value == "torch" else _exported(model_dir)
     ds = o.DataOptions(text_column, tuple(label_column or ()), strict).load(data, modality=model.modality)
     show_skipped(ds.issues, fmt)
@@ -283,7 +288,8 @@ def evaluate(
         o.refuse(["noise_snr"] if noise_snr is not None else [], "applies to --runtime torch")
         report = _evaluate_exported(model, ds, out)
     else:
-        report = api.evaluate(model, ds, out=out, progress=fmt.value == "table", noise_snr=noise_snr)
+        report = api.evaluate(model, ds, out=out, progress=fmt.value == "table", noise_snr=noise_snr,
+                              noise_colour=noise_colour.value)  # fmt: skip
     if fmt.value == "json":
         return emit(report)
     console.print(metrics_table(report))

@@ -145,17 +145,33 @@ def active_power(wave: np.ndarray, sample_rate: int) -> float:
     return float(np.mean(np.square(core, dtype=np.float64))) if len(core) else 0.0
 
 
-def add_noise(wave: np.ndarray, snr_db: float, rng: np.random.Generator, sample_rate: int = 16_000) -> np.ndarray:
-    """`wave` plus white Gaussian noise at `snr_db` dB below its active speech power."""
+NOISE_COLOURS = {"white": 0.0, "pink": 1.0, "brown": 2.0}  # the noise's power falls as 1 / frequency ** exponent
+
+
+def add_noise(
+    wave: np.ndarray, snr_db: float, rng: np.random.Generator, sample_rate: int = 16_000, colour: str = "white"
+) -> np.ndarray:
+    """`wave` plus Gaussian noise at `snr_db` dB below its active speech power: white (flat spectrum), pink (power
+    falling 3 dB per octave, like much room and traffic noise) or brown (6 dB per octave: rumble, wind)."""
+    if colour not in NOISE_COLOURS:
+        raise ValueError(f"noise colour must be one of {', '.join(NOISE_COLOURS)}, not {colour!r}")
     power = active_power(wave, sample_rate)
     if power <= 0:
         return wave.astype(np.float32)
-    noise = rng.standard_normal(len(wave)) * math.sqrt(power / 10 ** (snr_db / 10))
+    noise = rng.standard_normal(len(wave))
+    if NOISE_COLOURS[colour] and len(wave) > 2:
+        spectrum = np.fft.rfft(noise)
+        freqs = np.fft.rfftfreq(len(wave))
+        freqs[0] = freqs[1]  # no infinite gain at 0 Hz
+        noise = np.fft.irfft(spectrum / freqs ** (NOISE_COLOURS[colour] / 2), n=len(wave))
+        noise /= np.sqrt(np.mean(noise**2))
+    noise *= math.sqrt(power / 10 ** (snr_db / 10))
     return (wave + noise).astype(np.float32)
 
 
-def with_noise(ds: Any, snr_db: float, *, seed: int = 0, sample_rate: int = 16_000) -> Any:
-    """A copy of an audio Dataset with white noise at `snr_db` dB SNR added to every item (seeded per item).
+def with_noise(ds: Any, snr_db: float, *, seed: int = 0, sample_rate: int = 16_000, colour: str = "white") -> Any:
+    """A copy of an audio Dataset with noise of `colour` (white, pink, brown) at `snr_db` dB SNR added to every item
+    (seeded per item).
 
     For test-time robustness checks: items become float32 waveforms at `sample_rate` (use the backbone's rate);
     labels, groups and `where` (suffixed "+noise N dB") carry over."""
@@ -166,16 +182,20 @@ def with_noise(ds: Any, snr_db: float, *, seed: int = 0, sample_rate: int = 16_0
     items = []
     for i, item in enumerate(ds.items):
         rng = np.random.default_rng([seed, i, int(round(snr_db * 100)) & 0xFFFFFFFF])
-        items.append(add_noise(load_audio(item, sample_rate), snr_db, rng, sample_rate))
+        items.append(add_noise(load_audio(item, sample_rate), snr_db, rng, sample_rate, colour))
     return Dataset(
         modality="audio",
         items=items,
         targets={t: list(v) for t, v in ds.targets.items()},
-        where=[f"{w} +noise {snr_db:g} dB" for w in ds.where],
-        source=f"{ds.source} +noise {snr_db:g} dB",
+        where=[f"{w} +{_noise_name(colour)} {snr_db:g} dB" for w in ds.where],
+        source=f"{ds.source} +{_noise_name(colour)} {snr_db:g} dB",
         issues=list(ds.issues),
         groups=None if ds.groups is None else list(ds.groups),
     )
+
+
+def _noise_name(colour: str) -> str:
+    return "noise" if colour == "white" else f"{colour} noise"
 
 
 @lru_cache(maxsize=8)

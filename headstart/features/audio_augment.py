@@ -31,6 +31,11 @@ class AudioAugmentLevel:
     noise_p: float
     snr_db: tuple[float, float]
     shift_s: float
+    colours: tuple[str, ...] = ("white",)  # the noise's colour, drawn at random among these (data.audio.add_noise)
+
+    def noise_colour(self, rng: np.random.Generator) -> str:
+        """One colour among `colours` (no draw when there is one, so a white-only level draws as it always did)."""
+        return self.colours[int(rng.integers(len(self.colours)))] if len(self.colours) > 1 else self.colours[0]
 
 
 LEVELS = {
@@ -58,7 +63,7 @@ class AudioAugment:
             wave = resample(wave, 1000, int(round(1000 / factor)))
         wave = wave * np.float32(10 ** (rng.uniform(-lv.gain_db, lv.gain_db) / 20))
         if rng.random() < lv.noise_p:
-            wave = add_noise(wave, rng.uniform(*lv.snr_db), rng, rate)
+            wave = add_noise(wave, rng.uniform(*lv.snr_db), rng, rate, lv.noise_colour(rng))
         window = self.transform.window(wave)
         shift = int(rng.integers(-int(lv.shift_s * rate), int(lv.shift_s * rate) + 1))
         return _shift(window, shift)
@@ -75,7 +80,7 @@ def noisy_copy(wave: np.ndarray, rng: np.random.Generator, level: AudioAugmentLe
         wave = resample(wave, 1000, int(round(1000 / factor)))
     wave = wave * np.float32(10 ** (rng.uniform(-level.gain_db, level.gain_db) / 20))
     if rng.random() < level.noise_p:
-        wave = add_noise(wave, rng.uniform(*level.snr_db), rng, rate)
+        wave = add_noise(wave, rng.uniform(*level.snr_db), rng, rate, level.noise_colour(rng))
     shift = int(rng.integers(-int(level.shift_s * rate), int(level.shift_s * rate) + 1))
     pad = np.zeros(2 * abs(shift), np.float32)
     return np.concatenate([pad, wave] if shift > 0 else [wave, pad]).astype(np.float32)

@@ -136,3 +136,16 @@ def test_the_probes_rows_are_grouped_by_speaker_where_there_are_enough_speakers(
     few = [f"voice {i % 2}" for i in range(2 * GROUPED_CV_FROM)]
     assert list(row_groups(clips(few), len(few), 2 * len(few))) == list(range(len(few))) * 3  # by clip
     assert row_groups(clips(few), len(few), 0) is None  # no copies, too few voices: nothing to group
+
+
+def test_an_augmentation_level_draws_its_noise_colour() -> None:
+    from dataclasses import replace
+
+    from headstart.features.audio_augment import PROBE_LEVEL
+
+    rng = np.random.default_rng(0)
+    assert PROBE_LEVEL.noise_colour(rng) == "white"
+    assert rng.random() == np.random.default_rng(0).random()  # one colour: nothing drawn, the copies stay as they were
+    mixed = replace(PROBE_LEVEL, colours=("white", "pink", "brown"))
+    drawn = [mixed.noise_colour(rng) for _ in range(300)]
+    assert {c: drawn.count(c) > 70 for c in mixed.colours} == {"white": True, "pink": True, "brown": True}

@@ -54,6 +54,13 @@ def test_evaluate_under_test_time_noise(probe_dir: Path, tones_dir: Path) -> Non
     assert "noise -10 dB" in report["data"] and report["tasks"]["label"]["n"] == 20
     clean = json.loads(run("evaluate", probe_dir, tones_dir, "--format", "json")[1])
     assert report["tasks"]["label"]["accuracy"] <= clean["tasks"]["label"]["accuracy"]
+    code, text = run(
+        "evaluate", probe_dir, tones_dir, "--noise-snr", "-10", "--noise-colour", "brown", "--format", "json"
+    )
+    assert code == 0, text
+    assert "brown noise -10 dB" in json.loads(text)["data"]
+    code, text = run("evaluate", probe_dir, tones_dir, "--noise-colour", "pink")
+    assert code == 2 and "--noise-colour" in text and "needs --noise-snr" in text, text
 
 
 def test_bad_audio_is_one_line_error(probe_dir: Path, tmp_path: Path) -> None:

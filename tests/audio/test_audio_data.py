@@ -156,3 +156,24 @@ def test_spoken_digits_without_espeak(monkeypatch: pytest.MonkeyPatch, tmp_path:
         load_data("samples:spoken-digits")
     with pytest.raises(DataError, match="holds audio data, not image"):
         load_data("samples:spoken-digits", modality="image")
+
+
+@pytest.mark.parametrize(("colour", "slope_db"), [("white", 0.0), ("pink", 15.0), ("brown", 30.0)])
+def test_noise_has_its_colours_spectrum_at_the_asked_snr(colour: str, slope_db: float) -> None:
+    """Power per frequency falls 0, 3 or 6 dB per octave: 5 octaves from 150 Hz to 4.8 kHz are 0, 15 or 30 dB."""
+    wave = (0.3 * np.sin(2 * np.pi * 440 * np.arange(32000) / 16000)).astype(np.float32)
+    noise = add_noise(wave, 10.0, np.random.default_rng(0), 16000, colour) - wave
+    power = np.abs(np.fft.rfft(noise)) ** 2
+    freqs = np.fft.rfftfreq(len(noise), 1 / 16000)
+    low, high = power[(freqs > 100) & (freqs < 200)].mean(), power[(freqs > 3200) & (freqs < 6400)].mean()
+    assert 10 * np.log10(low / high) == pytest.approx(slope_db, abs=2.0)
+    assert 10 * np.log10(active_power(wave, 16000) / np.mean(noise**2)) == pytest.approx(10.0, abs=0.3)
+    with pytest.raises(ValueError, match="noise colour must be one of white, pink, brown, not 'blue'"):
+        add_noise(wave, 10.0, np.random.default_rng(0), 16000, "blue")
+
+
+def test_with_noise_names_its_colour(tones_dir: Path) -> None:
+    ds = load_data(tones_dir).subset([0, 1])
+    pink = with_noise(ds, 5.0, seed=1, colour="pink")
+    assert pink.where[0].endswith("+pink noise 5 dB") and pink.source.endswith("+pink noise 5 dB")
+    assert not np.array_equal(pink.items[0], with_noise(ds, 5.0, seed=1).items[0])
