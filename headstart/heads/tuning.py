@@ -68,13 +68,14 @@ def folds(y_idx: np.ndarray, n_splits: int, seed: int, groups: np.ndarray | None
 
 
 def _folds_of_mixed_groups(y_idx: np.ndarray, row_group: np.ndarray, n_splits: int, seed: int) -> list[Fold]:
-    """Stratified group folds (group ids 0..G-1 per row), drawn 2-3 times over when there are few rows; none with
-    fewer than 2 groups or a class of a single item."""
+    """Stratified group folds (group ids 0..G-1 per row), as many as the class heard in the fewest groups allows,
+    drawn 2-3 times over when there are few rows; none when some class is in a single group."""
     from sklearn.model_selection import StratifiedGroupKFold
 
     n_groups = int(row_group.max()) + 1
-    k = min(n_splits, n_groups, 3 if len(y_idx) > FEW_FOLDS_ABOVE else n_splits)
-    if k < 2 or np.bincount(y_idx).min() < 2:
+    groups_per_class = [len(np.unique(row_group[y_idx == c])) for c in np.unique(y_idx)]
+    k = min(n_splits, min(groups_per_class), 3 if len(y_idx) > FEW_FOLDS_ABOVE else n_splits)
+    if k < 2:
         return []
     repeats = int(np.clip(np.ceil(REPEAT_BELOW / len(y_idx)), 1, 3)) if n_groups > k else 1
     out = []

@@ -103,6 +103,9 @@ def test_folds_with_speaker_groups_test_on_speakers_never_trained_on() -> None:
     assert [list(f.test) for f in splits[:5]] != [list(f.test) for f in splits[5:]]  # the second draw differs
     assert len(folds(y, 5, seed=0, groups=speakers % 3)) == 3  # 3 speakers: one fold each, drawn once
     assert folds(y, 5, seed=0, groups=np.zeros(108)) == []  # one speaker: nothing to hold out
+    lone = np.where(y == 0, 0, speakers)  # every "0" said by speaker 0 alone: no fold could both train and test it
+    assert folds(y, 5, seed=0, groups=lone) == []
+    assert len(folds(y, 5, seed=0, groups=np.where(y == 0, speakers % 2, speakers))) == 2 * 2  # "0" by 2: 2 folds
 
 
 def test_sample_for_cv_with_speaker_groups_keeps_whole_speakers() -> None:
