@@ -86,7 +86,7 @@ def quickstart(
         "backbone": backbone,
         "baseline": curve[-1]["method"],
         "seed": seed,
-        "split": "75/25, whole groups (voices) held out for test" if ds.groups is not None else "stratified 75/25",
+        "split": "75/25 (whole groups held out for test)" if ds.groups is not None else "stratified 75/25",
         "budgets": rows,
         "examples": examples,
         "model": str(out / "model"),
