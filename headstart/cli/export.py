@@ -43,7 +43,7 @@ def export(
         1e-4, "--feature-tolerance", help="fp32: largest |diff| of features (times their magnitude, above 1)"
     ),
     probability_tolerance: float = typer.Option(
-        1e-5, "--probability-tolerance", help="fp32: largest |diff| of probabilities"
+        1e-4, "--probability-tolerance", help="fp32: largest |diff| of probabilities"
     ),
     exporter: Exporter = typer.Option("auto", "--exporter", help="auto: torch's dynamo exporter, else TorchScript's"),
     text_column: str = o.TEXT_COLUMN,

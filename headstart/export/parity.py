@@ -18,10 +18,13 @@ PARITY_ITEMS = 34  # items compared at each batch size: two full batches of 17
 class Tolerance:
     """Largest absolute differences allowed between ONNX Runtime and PyTorch, fp32. The features' tolerance scales
     with their size when they exceed 1 in magnitude (speech_embedding's reach the tens): float32 sums differ in their
-    last bits, relative to the numbers summed."""
+    last bits, relative to the numbers summed. A steep head carries those differences into the probabilities,
+    amplified: EfficientNet-Lite0's features within 1.3e-5 gave probabilities within 1.7e-5 under a head with z-score
+    scaling and C=1 on 80 digits, so the probabilities get the features' 1e-4 (was 1e-5, which refused that model);
+    an export bug (a scaling or softmax lost) moves them by 1e-2 and more, and the top-1 check stands beside it."""
 
     features: float = 1e-4
-    probabilities: float = 1e-5
+    probabilities: float = 1e-4
 
 
 def session(path: Any, threads: int | None = None) -> Any:
