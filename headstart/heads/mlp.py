@@ -14,7 +14,16 @@ import torch
 from torch import nn
 
 from headstart.heads.base import TorchHead, apply_scaling, scaling_stats
-from headstart.heads.tuning import best, cross_validate, described, folds, key, remembered_scores, sample_for_cv
+from headstart.heads.tuning import (
+    best,
+    cross_validate,
+    described,
+    folds,
+    group_rows,
+    key,
+    remembered_scores,
+    sample_for_cv,
+)
 
 HIDDEN_GRID = (256, 1024)
 DROPOUT_GRID = (0.2, 0.5)
@@ -143,25 +152,27 @@ class MLPHead(TorchHead):
         """(training rows, validation rows or None): a stratified `validation_fraction` of the items for early
         stopping. With `groups`, whole groups are drawn, so no copy of a validation item (groups of one class: an
         item and its augmented copies) and no item of a validation speaker (groups of several classes) trains the
-        network that it is meant to check; with fewer such groups than 1 / `validation_fraction`, no slice."""
+        network that it is meant to check; with fewer speakers (groups of several classes) than
+        1 / `validation_fraction`, or a class with fewer than 2 items, no slice."""
         everything = torch.arange(len(y))
         if not self.early_stopping:
             return everything, None
-        ids, first, row_group = (
-            (np.arange(len(y)),) * 3 if groups is None else np.unique(groups, return_index=True, return_inverse=True)
-        )
-        if not np.array_equal(y, y[first][row_group]):  # groups of several classes
+        rows = np.arange(len(y))
+        first, row_group, one_class_each = (rows, rows, True) if groups is None else group_rows(y, groups)
+        if not one_class_each:  # groups of several classes
             return self._group_holdout(y, row_group)
         labels = y[first]  # one label per item (per group)
-        n_val = int(round(len(ids) * self.validation_fraction))
+        n_val = int(round(len(first) * self.validation_fraction))
         if np.bincount(labels).min() < 2 or n_val < len(np.unique(y)):
             return everything, None
         from sklearn.model_selection import train_test_split
 
-        tr, va = train_test_split(ids, test_size=n_val, stratify=labels, random_state=self.random_state)
+        tr, va = train_test_split(
+            np.arange(len(first)), test_size=n_val, stratify=labels, random_state=self.random_state
+        )
         if groups is None:
             return torch.as_tensor(tr), torch.as_tensor(va)
-        in_val = np.isin(groups, va)
+        in_val = np.isin(row_group, va)
         return torch.as_tensor(np.flatnonzero(~in_val)), torch.as_tensor(np.flatnonzero(in_val))
 
     def _group_holdout(self, y: np.ndarray, row_group: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:

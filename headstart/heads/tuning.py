@@ -40,6 +40,13 @@ REPEAT_BELOW = 200  # fewer items than this: the folds are drawn several times, 
 FEW_FOLDS_ABOVE = 1000  # more items than this: 3 folds are enough to rank settings, and each fit costs more
 
 
+def group_rows(y_idx: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(the first row of each group, each row's group index 0..G-1, whether every group holds a single class: an
+    item and its augmented copies do, a speaker who says several words does not)."""
+    _, first, row_group = np.unique(groups, return_index=True, return_inverse=True)
+    return first, row_group, bool(np.array_equal(y_idx, y_idx[first][row_group]))
+
+
 def folds(y_idx: np.ndarray, n_splits: int, seed: int, groups: np.ndarray | None = None) -> list[Fold]:
     """Stratified folds, as many as the rarest class allows (at most `n_splits`), drawn 2-3 times over when there
     are few items; none when some class has a single item. With `groups` (one id per row), rows that share an id
@@ -50,8 +57,8 @@ def folds(y_idx: np.ndarray, n_splits: int, seed: int, groups: np.ndarray | None
     from sklearn.model_selection import RepeatedStratifiedKFold
 
     if groups is not None:
-        _, first, row_group = np.unique(groups, return_index=True, return_inverse=True)
-        if np.array_equal(y_idx, y_idx[first][row_group]):  # one class per group: split the items
+        first, row_group, one_class_each = group_rows(y_idx, groups)
+        if one_class_each:  # split the items
             by_item = folds(y_idx[first], n_splits, seed)
             return [
                 Fold(np.flatnonzero(np.isin(row_group, f.train)), np.flatnonzero(np.isin(row_group, f.test)))
@@ -106,10 +113,9 @@ def sample_for_cv(
     if groups is None:
         keep, _ = train_test_split(np.arange(len(y_idx)), train_size=limit, stratify=y_idx, random_state=seed)
         return np.sort(keep)
-    ids, first, row_group = np.unique(groups, return_index=True, return_inverse=True)
-    n_groups = max(2, int(limit * len(ids) / len(y_idx)))
-    one_class_each = np.array_equal(y_idx, y_idx[first][row_group])
-    kept, _ = train_test_split(np.arange(len(ids)), train_size=n_groups, random_state=seed,
+    first, row_group, one_class_each = group_rows(y_idx, groups)
+    n_groups = max(2, int(limit * len(first) / len(y_idx)))
+    kept, _ = train_test_split(np.arange(len(first)), train_size=n_groups, random_state=seed,
                                stratify=y_idx[first] if one_class_each else None)  # fmt: skip
     return np.flatnonzero(np.isin(row_group, kept))
 
