@@ -267,10 +267,13 @@ def _fold_fitter(
         return float(np.mean([np.mean(np.asarray(pred[t]) == np.asarray(train.targets[t])[te]) for t in tasks]))
 
     if cand.kind == "baseline":  # text: TF-IDF refitted in each fold, as the saved model would be
+        from headstart.backbones.featurizers import TermCounts
         from headstart.probe import tfidf_predict
 
+        counts = TermCounts(train.items)  # counted once; each fold's vectorizer is fitted on its own texts from it
+
         def fit_baseline(tr: np.ndarray, te: np.ndarray) -> float:
-            return accuracy(tfidf_predict(train.subset(tr), train.subset(te), seed=seed), te)
+            return accuracy(tfidf_predict(train.subset(tr), train.subset(te), seed=seed, counted=(counts, tr, te)), te)
 
         return fit_baseline
     if cand.kind == "probe":

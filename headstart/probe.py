@@ -201,12 +201,20 @@ def _adapt(bb: Any, train: Dataset, how: str, seed: int, progress: bool, options
 TFIDF_HEAD = {"C": 10.0, "scaling": "none"}  # the text baseline's logistic regression (evaluation/baselines.py)
 
 
-def tfidf_predict(train: Dataset, test: Dataset, *, seed: int = 0) -> dict[str, list[str]]:
-    """The text baseline as headstart runs it as a model: TF-IDF fitted on `train`, a linear head per task."""
+def tfidf_predict(
+    train: Dataset, test: Dataset, *, seed: int = 0, counted: tuple[Any, np.ndarray, np.ndarray] | None = None
+) -> dict[str, list[str]]:
+    """The text baseline as headstart runs it as a model: TF-IDF fitted on `train`, a linear head per task. With
+    `counted` (a `TermCounts` of texts that hold both, and the rows of `train` and `test` in it), the same result
+    without counting the texts again: cross-validation counts once and calls this for every fold."""
     from headstart.backbones.featurizers import fit_tfidf_rows
 
-    bb, x_train = fit_tfidf_rows(train.items)
-    x_test = bb.rows(test.items)
+    if counted is None:
+        bb, x_train = fit_tfidf_rows(train.items)
+        x_test = bb.rows(test.items)
+    else:
+        counts, rows, test_rows = counted
+        bb, x_train, x_test = counts.fit(rows, test_rows)
     params = {"random_state": seed, **TFIDF_HEAD}
     heads = fit_heads(bb, train, x_train, "linear", params, seed=seed)
     return {task: [str(c) for c in head.predict(x_test)] for task, head in heads.items()}
@@ -228,11 +236,13 @@ def text_baseline_model(
         pred = tfidf_predict(train, part.test, seed=seed)
         truth = part.test.targets
     else:
-        pred, truth = {}, train.targets
+        from headstart.backbones.featurizers import TermCounts
+
+        pred, truth, counts = {}, train.targets, TermCounts(train.items)
         for task in train.tasks:
 
             def fold(tr: np.ndarray, te: np.ndarray, task: str = task) -> list[str]:
-                return tfidf_predict(train.subset(tr), train.subset(te), seed=seed)[task]
+                return tfidf_predict(train.subset(tr), train.subset(te), seed=seed, counted=(counts, tr, te))[task]
 
             pred[task] = cv_predictions(fold, train, task, seed=seed)
     for task in train.tasks:
