@@ -137,12 +137,14 @@ def export_onnx(
             say("fusing the transformer's attention and layer norms (ONNX Runtime's optimizer)")
             manifest["exporter"]["fusion"] = fuse(fp32_dir / MODEL_FILE, tmp / "fused" / MODEL_FILE, fusion)
         say(f"comparing ONNX Runtime with PyTorch at batch sizes {', '.join(map(str, batch_sizes))}")
+        reference: dict[tuple[int, int], list[Any]] = {}  # PyTorch's outputs, computed once for every comparison
         sess, result = _fused_session(tmp, fp32_dir, manifest["exporter"], lambda s: par.compare(
-            graph, s, backbone, modality, parity_set, batch_sizes=batch_sizes, tolerance=tolerance))  # fmt: skip
+            graph, s, backbone, modality, parity_set, batch_sizes=batch_sizes, tolerance=tolerance,
+            reference=reference))  # fmt: skip
         if result is None:  # the plain graph: no fusion, or a fused graph that failed the gate
             sess = par.session(fp32_dir / MODEL_FILE)
             result = par.compare(graph, sess, backbone, modality, parity_set, batch_sizes=batch_sizes,
-                                 tolerance=tolerance)  # fmt: skip
+                                 tolerance=tolerance, reference=reference)  # fmt: skip
         result["inputs"] = "check data" if check_ds is not None else "generated"
         if not result["passed"]:
             raise ExportError(f"parity check failed, nothing written: {par.failure(result)} ({par.summary(result)})")
@@ -179,7 +181,7 @@ def export_onnx(
             check_onnx(int8_dir / MODEL_FILE)
             sess8 = par.session(int8_dir / MODEL_FILE)
             info["parity_vs_pytorch"] = par.compare(graph, sess8, backbone, modality, parity_set,
-                                                    batch_sizes=batch_sizes)  # fmt: skip
+                                                    batch_sizes=batch_sizes, reference=reference)  # fmt: skip
             int8_out = par.outputs_over(sess8, backbone, modality, prepared)
             names = [MODEL_FILE, WEIGHTS_FILE]
             info["size_fp32_bytes"] = files_bytes(fp32_dir, names)

@@ -53,16 +53,23 @@ def compare(
     *,
     batch_sizes: tuple[int, ...] = BATCH_SIZES,
     tolerance: Tolerance | None = None,
+    reference: dict[tuple[int, int], list[np.ndarray]] | None = None,
 ) -> dict[str, Any]:
     """Max absolute difference of the features and of every task's probabilities, and top-1 agreement, over
-    `prepared` run at each batch size (the same batches through both). `tolerance` None: figures only."""
+    `prepared` run at each batch size (the same batches through both). `tolerance` None: figures only.
+    `reference`: PyTorch's outputs per batch (size, start), filled on first use and read after, so that comparing
+    a second model with the same graph on the same items (the int8 one, or the plain graph after a fused one)
+    does not run PyTorch again: the graph is in inference mode and its outputs are the same each time."""
+    reference = {} if reference is None else reference
     by_size: dict[str, Any] = {}
     feats, probs, agree, total, flips, scale = 0.0, 0.0, 0, 0, 0, 1.0
     for size in batch_sizes:
         f_diff = p_diff = 0.0
         for start in range(0, len(prepared), size):
             feed = collate(backbone, modality, prepared[start : start + size])
-            ref, got = run_torch(graph, feed), run_session(sess, feed)
+            if (size, start) not in reference:
+                reference[(size, start)] = run_torch(graph, feed)
+            ref, got = reference[(size, start)], run_session(sess, feed)
             f_diff = max(f_diff, float(np.abs(ref[0] - got[0]).max(initial=0.0)))
             scale = max(scale, float(np.abs(ref[0]).max(initial=0.0)))
             for r, g in zip(ref[1:], got[1:], strict=True):

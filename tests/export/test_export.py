@@ -182,14 +182,24 @@ def test_export_refuses_to_overwrite_other_folders(image_model: Path, tmp_path: 
     assert code == 2 and "not an export folder" in output
 
 
-def test_int8_static_and_its_accuracy_gate(image_model: Path, image_check: Path, tmp_path: Path) -> None:
+def test_int8_static_and_its_accuracy_gate(image_model: Path, image_check: Path, tmp_path: Path, monkeypatch) -> None:
+    import math
+
+    import headstart.export.parity as par
     from headstart.export import ExportError, export_onnx
     from headstart.runtime import load_export
 
+    torch_batches = []
+    run_torch = par.run_torch
+    monkeypatch.setattr(par, "run_torch", lambda graph, feed: torch_batches.append(1) or run_torch(graph, feed))
     out = tmp_path / "int8"
     manifest = export_onnx(image_model, out, check=image_check, quantize="static", max_accuracy_drop=1.0)
     q = manifest["quantization"]
     assert q["mode"] == "static" and q["format"] == "QDQ" and 0 < q["size_ratio"]
+    # the fp32 and the int8 comparisons share PyTorch's outputs: each batch of the parity items ran through it once
+    n, sizes = manifest["parity"]["items"], manifest["parity"]["batch_sizes"]
+    assert q["parity_vs_pytorch"]["batch_sizes"] == sizes and q["parity_vs_pytorch"]["items"] == n
+    assert len(torch_batches) == sum(math.ceil(n / size) for size in sizes)
     assert {"accuracy_fp32", "accuracy_int8", "accuracy_change", "top1_agreement_vs_fp32"} <= set(q)
     assert load_export(out).predict_proba(image_arrays(3)[0]).shape == (3, 3)
 
