@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -68,7 +69,7 @@ def main() -> None:
         print(f"  {name:28s} {seconds:6.2f} s   {reference / seconds:4.2f}x the reference")
     result = {
         "command": "python benchmarks/tfidf_folds.py",
-        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPUs",
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "items": len(texts),
         "folds": args.folds,
         "seconds": timings,

@@ -31,6 +31,7 @@ WORDS = (
 MAX_WORKERS = 4  # `-n auto` on a many-core machine: each worker builds the session's tiny models and imports torch
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: without the plugin, nothing calls it
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """Workers for `-n auto` (pyproject's default): one per core, at most MAX_WORKERS, for the fast suite; none (one
     process) for a run that selects the slow tests (`-m slow`), whose real models use every core: on 2 workers the

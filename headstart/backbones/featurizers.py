@@ -194,8 +194,9 @@ class TermCounts:
         if len(columns) > max_terms:  # as CountVectorizer._limit_features: the most frequent, kept in column order
             frequency = np.asarray(counts[:, columns].sum(axis=0)).ravel()
             columns = columns[np.sort((-frequency).argsort()[:max_terms])]
-        weigh = TfidfTransformer(sublinear_tf=True).fit(counts[:, columns])
-        x = weigh.transform(counts[:, columns]).toarray().astype(np.float32)
+        kept = counts[:, columns]
+        weigh = TfidfTransformer(sublinear_tf=True).fit(kept)
+        x = weigh.transform(kept).toarray().astype(np.float32)
         x_other = weigh.transform(self.counts[np.asarray(other_rows)][:, columns]).toarray().astype(np.float32)
         return _tfidf_backbone(list(self.terms[columns]), weigh.idf_), x, x_other
 
