@@ -165,6 +165,9 @@ def _contained_spec(path: Path, spec: str, *, trust_local_paths: bool) -> str:
     from headstart.bundle import MANIFEST, inside
     from headstart.errors import BundleError
 
+    if spec.startswith("concat:"):  # each part is checked as a spec of its own
+        parts = [s.strip() for s in spec[len("concat:") :].split(" + ")]
+        return "concat:" + " + ".join(_contained_spec(path, p, trust_local_paths=trust_local_paths) for p in parts)
     if not spec.startswith("local:"):
         return spec
     rest = spec[len("local:") :]

@@ -199,14 +199,25 @@ def _adapt(bb: Any, train: Dataset, how: str, seed: int, progress: bool, options
 
 
 TFIDF_HEAD = {"C": 10.0, "scaling": "none"}  # the text baseline's logistic regression (evaluation/baselines.py)
+# a sentence encoder's features beside the TF-IDF rows: each part divided by its rows' mean length (TF-IDF rows are
+# unit length, an encoder's may be any), not standardised (that would blow up 20,000 mostly-zero columns' rare
+# terms); the regularisation is tuned. Chosen by `auto` where it wins.
+JOINED_HEAD = {"scaling": "parts"}
 
 
 def tfidf_predict(
-    train: Dataset, test: Dataset, *, seed: int = 0, counted: tuple[Any, np.ndarray, np.ndarray] | None = None
+    train: Dataset,
+    test: Dataset,
+    *,
+    seed: int = 0,
+    counted: tuple[Any, np.ndarray, np.ndarray] | None = None,
+    beside: tuple[np.ndarray, np.ndarray] | None = None,
+    head_params: dict[str, Any] | None = None,
 ) -> dict[str, list[str]]:
     """The text baseline as headstart runs it as a model: TF-IDF fitted on `train`, a linear head per task. With
     `counted` (a `TermCounts` of texts that hold both, and the rows of `train` and `test` in it), the same result
-    without counting the texts again: cross-validation counts once and calls this for every fold."""
+    without counting the texts again: cross-validation counts once and calls this for every fold. With `beside`
+    (a backbone's features of the train and test items), the head sees them beside the TF-IDF rows."""
     from headstart.backbones.featurizers import fit_tfidf_rows
 
     if counted is None:
@@ -215,34 +226,59 @@ def tfidf_predict(
     else:
         counts, rows, test_rows = counted
         bb, x_train, x_test = counts.fit(rows, test_rows)
-    params = {"random_state": seed, **TFIDF_HEAD}
+    params = {"random_state": seed, **(TFIDF_HEAD if head_params is None else head_params)}
+    if beside is not None:
+        params["parts"] = [beside[0].shape[1], x_train.shape[1]]  # a fold's vocabulary may be smaller
+        x_train, x_test = np.hstack([beside[0], x_train]), np.hstack([beside[1], x_test])
     heads = fit_heads(bb, train, x_train, "linear", params, seed=seed)
     return {task: [str(c) for c in head.predict(x_test)] for task, head in heads.items()}
 
 
 def text_baseline_model(
-    ds: Dataset, part: Partition, common: dict[str, Any], *, baseline: bool, test_source: str | None
+    ds: Dataset,
+    part: Partition,
+    common: dict[str, Any],
+    *,
+    baseline: bool,
+    test_source: str | None,
+    joined: str | None = None,
 ) -> TransferModel:
     """The TF-IDF baseline, scored as the partition says and refit on `part.final`, saved like any model (its
-    vocabulary and IDF weights as the backbone's tensors)."""
-    from headstart.backbones.featurizers import fit_tfidf_rows
+    vocabulary and IDF weights as the backbone's tensors). With `joined` (a text backbone's spec), the model is
+    that backbone's features beside the TF-IDF rows (`concat:SPEC + features:tfidf?...`), its head tuned
+    (JOINED_HEAD)."""
+    from headstart.backbones.featurizers import ConcatBackbone, fit_tfidf_rows
     from headstart.evaluation import classification_metrics
+    from headstart.features import extract_features
 
     t0 = time.perf_counter()
     seed = common.get("seed", 0)
     train = part.train
+    head_params = TFIDF_HEAD if joined is None else {**JOINED_HEAD, "class_weight": common.get("class_weight")}
+    encoder = None if joined is None else _text_encoder(joined, train)
+
+    def features(data: Dataset) -> np.ndarray:
+        assert encoder is not None
+        return extract_features(encoder, data, batch_size=common.get("batch_size", 32), progress=common["progress"])
+
     metrics: dict[str, Any] = {}
     if part.test is not None:
-        pred = tfidf_predict(train, part.test, seed=seed)
+        beside = None if encoder is None else (features(train), features(part.test))
+        pred = tfidf_predict(train, part.test, seed=seed, beside=beside, head_params=head_params)
         truth = part.test.targets
     else:
         from headstart.backbones.featurizers import TermCounts
 
         pred, truth, counts = {}, train.targets, TermCounts(train.items)
+        x_train = None if encoder is None else features(train)
         for task in train.tasks:
 
             def fold(tr: np.ndarray, te: np.ndarray, task: str = task) -> list[str]:
-                return tfidf_predict(train.subset(tr), train.subset(te), seed=seed, counted=(counts, tr, te))[task]
+                beside = None if x_train is None else (x_train[tr], x_train[te])
+                return tfidf_predict(
+                    train.subset(tr), train.subset(te), seed=seed, counted=(counts, tr, te), beside=beside,
+                    head_params=head_params,
+                )[task]  # fmt: skip
 
             pred[task] = cv_predictions(fold, train, task, seed=seed)
     for task in train.tasks:
@@ -251,12 +287,24 @@ def text_baseline_model(
     if baseline:
         add_baseline(metrics, part, seed)
     bb, x = fit_tfidf_rows(part.final.items)
-    heads = fit_heads(bb, part.final, x, "linear", {"random_state": seed, **TFIDF_HEAD}, seed=seed)
+    title = f"fit: {ds.source} with TF-IDF"
+    if encoder is not None:
+        head_params = {**head_params, "parts": [encoder.embed_dim, x.shape[1]]}
+        x = np.hstack([features(part.final), x])
+        bb = ConcatBackbone(f"concat:{encoder.spec} + {bb.spec}", [encoder, bb])
+        title = f"fit: {ds.source} with {encoder.spec} ⊕ TF-IDF"
+    heads = fit_heads(bb, part.final, x, "linear", {"random_state": seed, **head_params}, seed=seed)
     model = TransferModel(bb.spec, bb.describe(), heads, _backbone=bb, tuned_backbone=True)
     model.data_info = data_info(ds, part, seed)
     model.metrics = {task: summary(m) for task, m in metrics.items()}
-    model.report = build_report(
-        model, ds, "linear", metrics, {"fit": time.perf_counter() - t0}, title=f"fit: {ds.source} with TF-IDF"
-    )
+    model.report = build_report(model, ds, "linear", metrics, {"fit": time.perf_counter() - t0}, title=title)
     model.report.update(part.describe(ds.source, test_source))
     return model
+
+
+def _text_encoder(spec: str, train: Dataset) -> Any:
+    from headstart.backbones import create_backbone
+
+    encoder = create_backbone(spec)
+    check_modality(encoder, train)
+    return encoder

@@ -197,7 +197,10 @@ class TermCounts:
         kept = counts[:, columns]
         weigh = TfidfTransformer(sublinear_tf=True).fit(kept)
         x = weigh.transform(kept).toarray().astype(np.float32)
-        x_other = weigh.transform(self.counts[np.asarray(other_rows)][:, columns]).toarray().astype(np.float32)
+        other = self.counts[np.asarray(other_rows, dtype=np.int64)][:, columns]
+        x_other = np.zeros((0, len(columns)), np.float32)
+        if other.shape[0]:
+            x_other = weigh.transform(other).toarray().astype(np.float32)
         return _tfidf_backbone(list(self.terms[columns]), weigh.idf_), x, x_other
 
 
@@ -220,14 +223,19 @@ def _digest(state: nn.Module) -> str:
 
 class ConcatBackbone(Backbone):
     """The features of several backbones side by side. Extraction runs (and caches) each part on its own, so the
-    parts' caches serve it; fine-tuning it is not supported."""
+    parts' caches serve it; fine-tuning it is not supported.
+
+    Its module holds the state of the parts fitted to data (a TF-IDF's vocabulary and weights), keyed by the part's
+    position, so a model on `concat:st:all-MiniLM-L6-v2 + features:tfidf?...` saves and loads that state like a
+    fine-tuned backbone's weights; pretrained parts keep their own weights and contribute nothing to it."""
 
     def __init__(self, spec: str, parts: list[Backbone]) -> None:
         modalities = {p.modality for p in parts}
         if len(modalities) != 1:
             raise BackboneError(f"{spec}: parts encode different modalities ({', '.join(sorted(modalities))})")
         dim = sum(p.embed_dim for p in parts)
-        super().__init__(spec, nn.Identity(), embed_dim=dim, weights_id="+".join(p.weights_id for p in parts))
+        fitted = nn.ModuleDict({str(i): p.module for i, p in enumerate(parts) if isinstance(p, TfidfBackbone)})
+        super().__init__(spec, fitted, embed_dim=dim, weights_id="+".join(p.weights_id for p in parts))
         self.modality = parts[0].modality
         self.parts = parts
 
@@ -236,7 +244,7 @@ class ConcatBackbone(Backbone):
         return {"kind": "concat", "parts": [p.preprocessing for p in self.parts]}
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "parts": [p.describe() for p in self.parts]}
+        return {**super().describe(), "architecture": self.spec, "parts": [p.describe() for p in self.parts]}
 
 
 def available() -> list[dict[str, Any]]:

@@ -25,6 +25,8 @@ def load(spec: BackboneSpec) -> Backbone:
     if not isinstance(section, dict) or "spec" not in section:
         raise BackboneError(f"{folder / MANIFEST}: no 'backbone' section with a 'spec' field")
     weights = folder / section["weights"] if section.get("weights") else None
+    if str(section["spec"]).startswith("concat:"):  # pretrained parts beside parts fitted to data (a TF-IDF)
+        return _concat(folder, manifest, section, weights)
     base_spec = BackboneSpec.parse(section["spec"])
     if base_spec.name.startswith("./"):  # an architecture saved inside the folder (e.g. a tokenizer and config)
         base_spec = BackboneSpec(base_spec.prefix, str(folder / base_spec.name[2:]), base_spec.options)
@@ -41,6 +43,24 @@ def load(spec: BackboneSpec) -> Backbone:
         backbone.after_build(lambda module: _load_weights(module, weights))  # now, or when the module is built
         backbone.weights_id = file_weights_id(weights)
         restore_preprocessing(backbone, section.get("preprocessing"))
+    backbone.spec = f"local:{folder.resolve()}"
+    return backbone
+
+
+def _concat(folder: Path, manifest: dict[str, Any], section: dict[str, Any], weights: Path | None) -> Backbone:
+    """A `concat:` architecture: its pretrained parts as their specs say, the fitted parts' state from the weights
+    file (`ConcatBackbone` keeps only that state in its module)."""
+    from headstart.backbones.registry import create_backbone
+
+    if weights is not None:
+        _inside(folder, weights)
+        _check_hashes(folder, manifest)
+    backbone = create_backbone(str(section["spec"]))
+    if weights is not None:
+        if not weights.is_file():
+            raise BackboneError(f"{weights}: weights file named in {MANIFEST} is missing")
+        _load_weights(backbone.module, weights)
+        backbone.weights_id = file_weights_id(weights)
     backbone.spec = f"local:{folder.resolve()}"
     return backbone
 

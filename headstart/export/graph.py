@@ -81,6 +81,11 @@ def build_graph(model: Any) -> ExportGraph:
     modality = model.modality
     if modality not in GRAPHS:
         raise ExportError(f"cannot export a {modality or 'unknown'} model")
+    if getattr(backbone, "parts", None):
+        raise ExportError(
+            f"{model.backbone_spec}: its features join several backbones' ({', '.join(p.spec for p in backbone.parts)}"
+            "), which one ONNX graph does not hold; export a model on one backbone"
+        )
     if not isinstance(getattr(backbone, "module", None), nn.Module) or not hasattr(backbone, "embed"):
         raise ExportError(f"{model.backbone_spec}: this backbone is not a PyTorch network; it cannot be exported")
     if modality == "audio" and getattr(backbone, "_collate", None) is not None:

@@ -9,7 +9,7 @@ cross-validation on the training features in `_select` (see `headstart.heads.tun
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -39,8 +39,23 @@ class Standardize(nn.Module):
         return (x - self.mean) / self.scale
 
 
-def scaling_stats(x: np.ndarray, scaling: str) -> tuple[float, np.ndarray, np.ndarray]:
-    """(l2, mean, scale) of `scaling` fitted on `x`; `apply_scaling` uses them."""
+# features of several parts side by side (a sentence encoder's beside TF-IDF rows): each part divided by its rows'
+# mean length, so that no part outweighs the others by its units alone. Asked for by name, with the parts' widths.
+PART_SCALING = "parts"
+
+
+def scaling_stats(
+    x: np.ndarray, scaling: str, parts: Sequence[int] | None = None
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """(l2, mean, scale) of `scaling` fitted on `x`; `apply_scaling` uses them. `parts`: the widths of the parts
+    side by side in `x`, for PART_SCALING."""
+    if scaling == PART_SCALING:
+        if not parts or sum(parts) != x.shape[1] or min(parts) < 1:
+            raise ValueError(f"scaling {PART_SCALING!r} needs the parts' widths, summing to {x.shape[1]}: {parts}")
+        edges = np.cumsum([0, *parts])
+        lengths = [float(np.linalg.norm(x[:, a:b], axis=1).mean()) for a, b in zip(edges[:-1], edges[1:])]
+        scale = np.concatenate([np.full(w, n if n > 1e-8 else 1.0) for w, n in zip(parts, lengths)])
+        return 0.0, np.zeros(x.shape[1], np.float32), scale.astype(np.float32)
     if scaling not in SCALINGS:
         raise ValueError(f"unknown scaling {scaling!r}; choose one of: {', '.join(SCALINGS)}, auto")
     l2 = 1.0 if scaling == "l2" else 0.0
@@ -104,7 +119,7 @@ class TorchHead(ClassifierMixin, BaseEstimator):
     def _fit_scaled(self, x: np.ndarray, y_idx: np.ndarray, groups: np.ndarray | None = None) -> None:
         self._select(x, y_idx, groups)
         scaling = getattr(self, "scaling_", None) or getattr(self, "scaling", "standard")
-        self.l2_, self.mean_, self.scale_ = scaling_stats(x, scaling)
+        self.l2_, self.mean_, self.scale_ = scaling_stats(x, scaling, getattr(self, "parts", None))
         generator = torch.Generator().manual_seed(int(getattr(self, "random_state", 0) or 0))
         torch.manual_seed(int(getattr(self, "random_state", 0) or 0))
         core = self._build(x.shape[1], len(self.classes_))

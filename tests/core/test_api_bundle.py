@@ -198,6 +198,11 @@ def test_no_backbone_path_leads_out_of_the_model_folder(tmp_path, digits_model, 
         hs.load(evil)
     assert hs.load(evil, trust_local_paths=True).predict(list(images[:2])) == hs.load(out).predict(list(images[:2]))
 
+    manifest["backbone"]["spec"] = f"concat:headstart:tiny-cnn + local:{out}"  # a part of a concat alike
+    (evil / "headstart.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="outside the model folder; refused"):
+        hs.load(evil)
+
 
 def test_local_backbone_from_a_bundle(digits_model, digits_small) -> None:
     _, out = digits_model

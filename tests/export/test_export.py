@@ -182,6 +182,19 @@ def test_export_refuses_to_overwrite_other_folders(image_model: Path, tmp_path: 
     assert code == 2 and "not an export folder" in output
 
 
+def test_a_model_on_joined_features_is_refused_clearly(tmp_path: Path) -> None:
+    import headstart as hs
+    from headstart.data import from_arrays
+    from headstart.export import ExportError, export_onnx
+
+    images, labels = image_arrays(30)
+    joined = "concat:headstart:tiny-cnn + features:pixels?side=8"
+    hs.fit(from_arrays(list(images), labels), backbone=joined, out=tmp_path / "m", progress=False, baseline=False)
+    with pytest.raises(ExportError, match="join several backbones' .*headstart:tiny-cnn, features:pixels"):
+        export_onnx(tmp_path / "m", tmp_path / "onnx")
+    assert not (tmp_path / "onnx").exists()
+
+
 def test_int8_static_and_its_accuracy_gate(image_model: Path, image_check: Path, tmp_path: Path, monkeypatch) -> None:
     import math
 

@@ -182,6 +182,25 @@ def test_l2_scaling_is_inside_the_saved_head() -> None:
     np.testing.assert_allclose(again.predict_proba(x * 7.0), head.predict_proba(x), atol=1e-5)  # length-free
 
 
+def test_part_scaling_weighs_each_part_by_its_rows_mean_length() -> None:
+    """Features of two parts side by side (an encoder's and TF-IDF rows): each part is divided by its rows' mean
+    length, so a part in large units does not drown the other; the scaling travels with the saved head."""
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(60, 4)) * 40.0, rng.normal(size=(60, 3))
+    x, y = np.hstack([a, b]), np.array(["p", "q", "r"] * 20)
+    head = LinearHead(C=1.0, scaling="parts", parts=[4, 3]).fit(x, y)
+    lengths = np.linalg.norm(a, axis=1).mean(), np.linalg.norm(b, axis=1).mean()
+    np.testing.assert_allclose(head.scale_, np.r_[[lengths[0]] * 4, [lengths[1]] * 3], rtol=1e-5)
+    scaled = np.hstack([a / lengths[0], b / lengths[1]])
+    ref = LogisticRegression(C=1.0, max_iter=1000).fit(scaled, y)
+    np.testing.assert_allclose(head.predict_proba(x), ref.predict_proba(scaled), atol=1e-3)
+    again = LinearHead.from_state(head.fitted_params(), list(head.classes_), head.state_tensors())
+    assert again.fitted_params()["parts"] == [4, 3]
+    np.testing.assert_allclose(again.predict_proba(x), head.predict_proba(x), atol=1e-6)
+    with pytest.raises(ValueError, match="parts' widths, summing to 7"):
+        LinearHead(C=1.0, scaling="parts", parts=[4, 4]).fit(x, y)
+
+
 def test_heads_saved_before_l2_scaling_still_load(digits) -> None:
     xtr, xte, ytr, _ = digits
     head = LinearHead(C=1.0, scaling="standard").fit(xtr, ytr)
