@@ -259,7 +259,9 @@ def text_baseline_model(
 
     def features(data: Dataset) -> np.ndarray:
         assert encoder is not None
-        return extract_features(encoder, data, batch_size=common.get("batch_size", 32), progress=common["progress"])
+        return extract_features(
+            encoder, data, batch_size=common.get("batch_size", 32), progress=common.get("progress", False)
+        )
 
     metrics: dict[str, Any] = {}
     if part.test is not None:
