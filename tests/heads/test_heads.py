@@ -323,3 +323,38 @@ def test_mlp_early_stopping_holds_out_whole_speakers() -> None:
     assert len(val_rows) + len(train_rows) == len(y)
     _, none = MLPHead(random_state=0)._holdout(y, speakers % 4)  # 4 speakers: too few for a 15% slice of them
     assert none is None
+
+
+def test_mostly_zero_rows_reach_the_solver_sparse_with_the_same_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """TF-IDF-like rows (large, 1% non-zero) go to scikit-learn's solver as compressed rows: the same C chosen and
+    the same probabilities as on the dense matrix."""
+    from scipy.sparse import issparse
+
+    from headstart.heads import linear, tuning
+
+    big = (np.random.default_rng(1).random((300, 4000)) < 0.01).astype(np.float32)
+    assert issparse(linear.sparse_if_mostly_zero(big)) and not issparse(linear.sparse_if_mostly_zero(big[:10]))
+    assert not issparse(linear.sparse_if_mostly_zero(np.ones((300, 4000))))
+
+    monkeypatch.setattr(linear, "SPARSE_FROM", 10_000)  # a small matrix, more rows than half its columns: no basis
+    rng = np.random.default_rng(0)
+    y = np.array(["a", "b", "c"] * 100)
+    x = (rng.random((300, 400)) < 0.01) * rng.random((300, 400))
+    x[np.arange(300), np.searchsorted(["a", "b", "c"], y)] += rng.random(300)  # a signal, not a perfect one
+    seen = []
+    real_fit = LogisticRegression.fit
+
+    def fit(self, a, *rest, **kw):
+        seen.append(issparse(a))
+        return real_fit(self, a, *rest, **kw)
+
+    monkeypatch.setattr(LogisticRegression, "fit", fit)
+    sparse = LinearHead(scaling="none").fit(x, y)
+    assert len(seen) > 6 and all(seen)  # the tuning's path of C in every fold, and the final fit
+    monkeypatch.setattr(linear, "SPARSE_BELOW", 0.0)
+    monkeypatch.setattr(tuning, "_remembered", type(tuning._remembered)())  # tune again, not from memory
+    seen.clear()
+    dense = LinearHead(scaling="none").fit(x, y)
+    assert len(seen) > 6 and not any(seen)
+    assert sparse.C_ == dense.C_
+    np.testing.assert_allclose(sparse.predict_proba(x), dense.predict_proba(x), atol=1e-3)
