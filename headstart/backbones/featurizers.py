@@ -121,7 +121,12 @@ class TfidfBackbone(FeaturizerBackbone):
         super().__init__(spec, "text", n, self._row, {"recipe": "tfidf 1-2 grams, sublinear tf", "terms": n})
         self.module = state
         self._vectorizer: Any = None
-        self.weights_id = "tfidf-" + _digest(state)
+        self.refresh_weights_id()
+
+    def refresh_weights_id(self) -> None:
+        """The id of the vocabulary and weights the state holds now (after loading them into it, too)."""
+        self.weights_id = "tfidf-" + _digest(self.module)
+        self._vectorizer = None
 
     def _row(self, item: Any) -> np.ndarray:
         return self.rows([item])[0]

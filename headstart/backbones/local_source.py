@@ -61,6 +61,9 @@ def _concat(folder: Path, manifest: dict[str, Any], section: dict[str, Any], wei
             raise BackboneError(f"{weights}: weights file named in {MANIFEST} is missing")
         _load_weights(backbone.module, weights)
         backbone.weights_id = file_weights_id(weights)
+        for part in getattr(backbone, "parts", []):  # a fitted part's id was taken from its empty state
+            if hasattr(part, "refresh_weights_id"):
+                part.refresh_weights_id()
     backbone.spec = f"local:{folder.resolve()}"
     return backbone
 

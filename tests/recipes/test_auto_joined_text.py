@@ -52,6 +52,7 @@ def test_the_joined_model_saves_and_predicts_from_raw_texts(joined_auto) -> None
     again = hs.load(out)
     texts, labels = two_signals(16, seed=1)  # texts neither model has seen
     np.testing.assert_allclose(again.predict_proba(texts), model.predict_proba(texts), atol=1e-6)
+    assert again.backbone.parts[1].weights_id == model.backbone.parts[1].weights_id  # the loaded vocabulary's id
     assert np.mean(np.asarray(again.predict(texts)) == np.asarray(labels)) > 0.9
     assert model.data_info["n_train"] == 96  # refit on every label after scoring
 
