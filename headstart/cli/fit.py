@@ -462,11 +462,16 @@ def baseline_warnings(report: dict[str, Any]) -> list[str]:
         noise = 2 * (max(m["accuracy"] * (1 - m["accuracy"]), 0.0025) / m["n"]) ** 0.5
         if gap > max(0.01, noise):
             where = f" for {task}" if len(report["tasks"]) > 1 else ""
-            tuned = report.get("strategy", "probe") != "probe"
-            advice = "another --strategy or more epochs" if tuned else "fine-tuning (--strategy finetune)"
+            strategy = report.get("strategy", "probe")
+            advice = "another --strategy or more epochs" if strategy != "probe" else "fine-tuning (--strategy finetune)"
+            if strategy != "auto":  # auto compared the baseline, and the backbone's features joined with it, already
+                advice = (
+                    f"--strategy auto (it compares the baseline itself, and the backbone's features joined with the "
+                    f"baseline's, with this recipe by cross-validation and keeps the best), {advice}"
+                )
             lines.append(
                 f"the baseline ({b['name']}) is {100 * gap:.1f} points more accurate than this model{where} on the "
-                f"same test split; try another backbone (headstart rank), {advice}, for images a larger size "
+                f"same test split; try {advice}, another backbone (headstart rank), for images a larger size "
                 "(?size=N on the backbone), or a backbone pretrained on your own data (headstart pretrain)"
             )
     return lines

@@ -169,6 +169,10 @@ def test_a_baseline_clearly_ahead_of_the_model_is_pointed_out():
 
     (line,) = baseline_warnings(report(0.882, 0.944, 450))  # the digits run at 64 px, 20 labels per class
     assert line.startswith("the baseline (raw pixels + logistic regression) is 6.2 points more accurate")
+    assert "try --strategy auto (it compares the baseline itself" in line and "--strategy finetune" in line
+    auto = {**report(0.882, 0.944, 450), "strategy": "auto"}  # auto weighed the baseline already: not suggested again
+    (line,) = baseline_warnings(auto)
+    assert "--strategy auto" not in line and "another --strategy" in line
     assert baseline_warnings(report(0.90, 0.92, 450)) == []  # within noise on 450 items
     assert baseline_warnings(report(0.95, 0.93, 450)) == []
     assert baseline_warnings({"tasks": {"label": {"accuracy": 0.5, "n": 10}}}) == []  # no baseline fitted
