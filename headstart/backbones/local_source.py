@@ -25,43 +25,28 @@ def load(spec: BackboneSpec) -> Backbone:
     if not isinstance(section, dict) or "spec" not in section:
         raise BackboneError(f"{folder / MANIFEST}: no 'backbone' section with a 'spec' field")
     weights = folder / section["weights"] if section.get("weights") else None
-    if str(section["spec"]).startswith("concat:"):  # pretrained parts beside parts fitted to data (a TF-IDF)
-        return _concat(folder, manifest, section, weights)
-    base_spec = BackboneSpec.parse(section["spec"])
-    if base_spec.name.startswith("./"):  # an architecture saved inside the folder (e.g. a tokenizer and config)
-        base_spec = BackboneSpec(base_spec.prefix, str(folder / base_spec.name[2:]), base_spec.options)
-        _inside(folder, Path(base_spec.name))
     if weights is not None:
         _inside(folder, weights)
         _check_hashes(folder, manifest)
-    if weights is not None:
-        base_spec = BackboneSpec(base_spec.prefix, base_spec.name, {**base_spec.options, "init": "random"})
-    backbone = create_backbone(str(base_spec))
+    if str(section["spec"]).startswith("concat:"):
+        # pretrained parts as their specs say; the weights are the state of the parts fitted to data (a TF-IDF's),
+        # which is all a ConcatBackbone's module holds
+        backbone = create_backbone(str(section["spec"]))
+    else:
+        base_spec = BackboneSpec.parse(section["spec"])
+        if base_spec.name.startswith("./"):  # an architecture saved inside the folder (e.g. a tokenizer and config)
+            base_spec = BackboneSpec(base_spec.prefix, str(folder / base_spec.name[2:]), base_spec.options)
+            _inside(folder, Path(base_spec.name))
+        if weights is not None:
+            base_spec = BackboneSpec(base_spec.prefix, base_spec.name, {**base_spec.options, "init": "random"})
+        backbone = create_backbone(str(base_spec))
     if weights is not None:
         if not weights.is_file():
             raise BackboneError(f"{weights}: weights file named in {MANIFEST} is missing")
         backbone.after_build(lambda module: _load_weights(module, weights))  # now, or when the module is built
         backbone.weights_id = file_weights_id(weights)
         restore_preprocessing(backbone, section.get("preprocessing"))
-    backbone.spec = f"local:{folder.resolve()}"
-    return backbone
-
-
-def _concat(folder: Path, manifest: dict[str, Any], section: dict[str, Any], weights: Path | None) -> Backbone:
-    """A `concat:` architecture: its pretrained parts as their specs say, the fitted parts' state from the weights
-    file (`ConcatBackbone` keeps only that state in its module)."""
-    from headstart.backbones.registry import create_backbone
-
-    if weights is not None:
-        _inside(folder, weights)
-        _check_hashes(folder, manifest)
-    backbone = create_backbone(str(section["spec"]))
-    if weights is not None:
-        if not weights.is_file():
-            raise BackboneError(f"{weights}: weights file named in {MANIFEST} is missing")
-        _load_weights(backbone.module, weights)
-        backbone.weights_id = file_weights_id(weights)
-        for part in getattr(backbone, "parts", []):  # a fitted part's id was taken from its empty state
+        for part in getattr(backbone, "parts", []):  # a fitted part's id was taken from its state before loading
             if hasattr(part, "refresh_weights_id"):
                 part.refresh_weights_id()
     backbone.spec = f"local:{folder.resolve()}"
