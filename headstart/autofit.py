@@ -324,7 +324,7 @@ def _joined_fold_fitter(
     """Text: the backbone's cached features beside TF-IDF rows, the TF-IDF refitted on each fold's training texts
     (from texts counted once); the head's regularisation chosen once on the whole training part, as for probes."""
     from headstart.backbones import create_backbone
-    from headstart.backbones.featurizers import TermCounts
+    from headstart.backbones.featurizers import TermCounts, side_by_side
     from headstart.backbones.registry import check_modality
     from headstart.features import extract_features
     from headstart.probe import fit_heads, tfidf_predict
@@ -338,7 +338,7 @@ def _joined_fold_fitter(
     tfidf, rows, _ = counts.fit(every, every[:0])
     params = {"class_weight": common["class_weight"], "random_state": seed, **cand.head_params}
     params["parts"] = [x.shape[1], rows.shape[1]]
-    tuned = fit_heads(tfidf, train, np.hstack([x, rows]), "linear", params, seed=seed)
+    tuned = fit_heads(tfidf, train, side_by_side(x, rows), "linear", params, seed=seed)
     first = {**params, **tuned[train.tasks[0]].fitted_params()}
 
     def fit_joined_fold(tr: np.ndarray, te: np.ndarray) -> float:

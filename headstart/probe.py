@@ -112,15 +112,13 @@ def _report(
     model.report["heads"] = {t: h.chosen_ for t, h in model.heads.items() if getattr(h, "chosen_", None)}
 
 
-def fit_heads(
-    bb: Any, train: Dataset, x: np.ndarray, head: str, params: dict[str, Any], *, seed: int
-) -> dict[str, Any]:
+def fit_heads(bb: Any, train: Dataset, x: Any, head: str, params: dict[str, Any], *, seed: int) -> dict[str, Any]:
     """One head per task on `x`, plus features of augmented copies of the training items where the backbone's
     modality has them (audio: noise, gain, shifts), so the probe learns the invariances fine-tuning would."""
     from headstart.heads import make_head
 
     x_aug, y_aug = augmented_views(bb, train, seed)
-    groups = row_groups(train, len(x), len(x_aug))
+    groups = row_groups(train, x.shape[0], len(x_aug))  # x may be sparse rows (TF-IDF), which have no len()
     heads = {}
     for task in train.tasks:
         xs = np.concatenate([x, x_aug]) if len(x_aug) else x
@@ -218,18 +216,18 @@ def tfidf_predict(
     `counted` (a `TermCounts` of texts that hold both, and the rows of `train` and `test` in it), the same result
     without counting the texts again: cross-validation counts once and calls this for every fold. With `beside`
     (a backbone's features of the train and test items), the head sees them beside the TF-IDF rows."""
-    from headstart.backbones.featurizers import fit_tfidf_rows
+    from headstart.backbones.featurizers import fit_tfidf_rows, side_by_side
 
     if counted is None:
         bb, x_train = fit_tfidf_rows(train.items)
-        x_test = bb.rows(test.items)
+        x_test = bb.sparse_rows(test.items)
     else:
         counts, rows, test_rows = counted
         bb, x_train, x_test = counts.fit(rows, test_rows)
     params = {"random_state": seed, **(TFIDF_HEAD if head_params is None else head_params)}
     if beside is not None:
         params["parts"] = [beside[0].shape[1], x_train.shape[1]]  # a fold's vocabulary may be smaller
-        x_train, x_test = np.hstack([beside[0], x_train]), np.hstack([beside[1], x_test])
+        x_train, x_test = side_by_side(beside[0], x_train), side_by_side(beside[1], x_test)
     heads = fit_heads(bb, train, x_train, "linear", params, seed=seed)
     return {task: [str(c) for c in head.predict(x_test)] for task, head in heads.items()}
 
@@ -247,7 +245,7 @@ def text_baseline_model(
     vocabulary and IDF weights as the backbone's tensors). With `joined` (a text backbone's spec), the model is
     that backbone's features beside the TF-IDF rows (`concat:SPEC + features:tfidf?...`), its head tuned
     (JOINED_HEAD)."""
-    from headstart.backbones.featurizers import ConcatBackbone, fit_tfidf_rows
+    from headstart.backbones.featurizers import ConcatBackbone, fit_tfidf_rows, side_by_side
     from headstart.evaluation import classification_metrics
     from headstart.features import extract_features
 
@@ -292,7 +290,7 @@ def text_baseline_model(
     title = f"fit: {ds.source} with TF-IDF"
     if encoder is not None:
         head_params = {**head_params, "parts": [encoder.embed_dim, x.shape[1]]}
-        x = np.hstack([features(part.final), x])
+        x = side_by_side(features(part.final), x)
         bb = ConcatBackbone(f"concat:{encoder.spec} + {bb.spec}", [encoder, bb])
         title = f"fit: {ds.source} with {encoder.spec} ⊕ TF-IDF"
     heads = fit_heads(bb, part.final, x, "linear", {"random_state": seed, **head_params}, seed=seed)

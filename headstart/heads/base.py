@@ -21,6 +21,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
 SCALINGS = ("standard", "l2", "none")
+LOGIT_BLOCK = 4096  # sparse rows are scored this many at a time
 
 
 class Standardize(nn.Module):
@@ -53,7 +54,7 @@ def scaling_stats(
         if not parts or sum(parts) != x.shape[1] or min(parts) < 1:
             raise ValueError(f"scaling {PART_SCALING!r} needs the parts' widths, summing to {x.shape[1]}: {parts}")
         edges = np.cumsum([0, *parts])
-        lengths = [float(np.linalg.norm(x[:, a:b], axis=1).mean()) for a, b in zip(edges[:-1], edges[1:])]
+        lengths = [float(_row_lengths(x[:, a:b]).mean()) for a, b in zip(edges[:-1], edges[1:])]
         scale = np.concatenate([np.full(w, n if n > 1e-8 else 1.0) for w, n in zip(parts, lengths)])
         return 0.0, np.zeros(x.shape[1], np.float32), scale.astype(np.float32)
     if scaling not in SCALINGS:
@@ -61,14 +62,38 @@ def scaling_stats(
     l2 = 1.0 if scaling == "l2" else 0.0
     if scaling == "none":
         return l2, np.zeros(x.shape[1], np.float32), np.ones(x.shape[1], np.float32)
+    x = x.toarray() if issparse(x) else x  # centring makes the rows dense anyway
     x = _unit_rows(x) if l2 else x
     mean, scale = x.mean(0), x.std(0)
     scale[scale < 1e-8] = 1.0
     return l2, mean.astype(np.float32), scale.astype(np.float32)
 
 
-def apply_scaling(x: np.ndarray, l2: float, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+def apply_scaling(x: Any, l2: float, mean: np.ndarray, scale: np.ndarray) -> Any:
+    """The scaled rows: a float32 array, or sparse rows where `x` is sparse and the scaling only divides columns."""
+    if issparse(x) and keeps_sparse(l2, mean):
+        from scipy.sparse import csr_matrix
+
+        return csr_matrix(x.multiply(1.0 / scale[None, :]), dtype=np.float32)
+    x = x.toarray() if issparse(x) else x
     return (((_unit_rows(x) if l2 else x) - mean) / scale).astype(np.float32)
+
+
+def keeps_sparse(l2: float, mean: np.ndarray) -> bool:
+    """Whether a scaling keeps sparse rows sparse: it divides each column (no row lengths, no centring)."""
+    return not l2 and not np.any(mean)
+
+
+def issparse(x: Any) -> bool:
+    from scipy.sparse import issparse as _issparse
+
+    return bool(_issparse(x))
+
+
+def _row_lengths(x: Any) -> np.ndarray:
+    if issparse(x):
+        return np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
+    return np.linalg.norm(x, axis=1)
 
 
 @contextmanager
@@ -96,13 +121,17 @@ class TorchHead(ClassifierMixin, BaseEstimator):
     scaling)."""
 
     kind: str = ""
+    sparse_rows: bool = False  # whether `_select` and `_train` take sparse rows (for scalings that keep them sparse)
 
     def fit(self, X: Any, y: Any, groups: Any = None) -> TorchHead:
         """Fit on features `X` and labels `y`. `groups` (optional, one id per row): rows that are one item and its
-        augmented copies share an id, and the cross-validation that chooses "auto" settings keeps them together."""
+        augmented copies share an id, and the cross-validation that chooses "auto" settings keeps them together.
+        `X` may be scipy sparse rows (TF-IDF): kept sparse where the head and its scaling allow, else made dense."""
         for name in [a for a in vars(self) if a.endswith("_") and not a.startswith("_")]:
             delattr(self, name)  # a refit starts clean: nothing of an earlier fit (e.g. its cv_results_) lingers
-        x, y = validate_data(self, X, y, dtype=np.float32)  # 2-D, finite, dense, as many rows as labels
+        x, y = validate_data(self, X, y, dtype=np.float32, accept_sparse="csr")  # 2-D, finite, rows = labels
+        if issparse(x) and not (self.sparse_rows and getattr(self, "scaling", None) in ("none", PART_SCALING)):
+            x = x.toarray()
         check_classification_targets(y)  # class labels, not a continuous target
         if groups is not None:
             groups = np.asarray(groups)
@@ -116,6 +145,11 @@ class TorchHead(ClassifierMixin, BaseEstimator):
             self._fit_scaled(x, y_idx, groups)
         return self
 
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # scipy sparse rows are taken (kept sparse or made dense, see `fit`)
+        return tags
+
     def _fit_scaled(self, x: np.ndarray, y_idx: np.ndarray, groups: np.ndarray | None = None) -> None:
         self._select(x, y_idx, groups)
         scaling = getattr(self, "scaling_", None) or getattr(self, "scaling", "standard")
@@ -124,7 +158,8 @@ class TorchHead(ClassifierMixin, BaseEstimator):
         torch.manual_seed(int(getattr(self, "random_state", 0) or 0))
         core = self._build(x.shape[1], len(self.classes_))
         weights = torch.as_tensor(self._class_weights(y_idx), dtype=torch.float32)
-        xs = torch.as_tensor(apply_scaling(x, self.l2_, self.mean_, self.scale_))
+        xs = apply_scaling(x, self.l2_, self.mean_, self.scale_)
+        xs = xs if issparse(xs) else torch.as_tensor(xs)  # sparse rows only reach heads with `sparse_rows`
         self._train(core, xs, torch.as_tensor(y_idx), weights, generator, groups)
         core.eval()
         scale = Standardize(torch.as_tensor(self.mean_), torch.as_tensor(self.scale_), self.l2_)
@@ -149,9 +184,14 @@ class TorchHead(ClassifierMixin, BaseEstimator):
     def logits(self, X: Any) -> np.ndarray:
         """(items, classes) scores before the softmax, one column per class in `classes_`."""
         check_is_fitted(self, "module_")
-        x = validate_data(self, X, reset=False, dtype=np.float32)  # and as many features as in `fit`
+        x = validate_data(self, X, reset=False, dtype=np.float32, accept_sparse="csr")  # as many features as `fit`
         with torch.inference_mode():
-            return self.module_(torch.as_tensor(x)).numpy()
+            if not issparse(x):
+                return self.module_(torch.as_tensor(x)).numpy()
+            # sparse rows (TF-IDF): made dense a block at a time, never all at once
+            blocks = range(0, x.shape[0], LOGIT_BLOCK)
+            out = [self.module_(torch.as_tensor(x[i : i + LOGIT_BLOCK].toarray())).numpy() for i in blocks]
+            return np.concatenate(out) if out else np.zeros((0, len(self.classes_)), np.float32)
 
     def decision_function(self, X: Any) -> np.ndarray:
         """scikit-learn's convention: the logits, or for two classes one score per item, > 0 for `classes_[1]`."""

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from headstart.heads.base import PART_SCALING, SCALINGS, TorchHead, apply_scaling, scaling_stats
+from headstart.heads.base import PART_SCALING, SCALINGS, TorchHead, apply_scaling, issparse, scaling_stats
 from headstart.heads.tuning import Score, best, cross_validate, described, folds, key, remembered_scores, sample_for_cv
 
 C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
@@ -31,6 +31,7 @@ FALLBACK = {"C": 1.0, "scaling": "none"}  # scikit-learn's default, where there 
 
 class LinearHead(TorchHead):
     kind = "linear"
+    sparse_rows = True  # TF-IDF rows stay sparse from the vectorizer to scikit-learn's solver
 
     def __init__(
         self,
@@ -106,9 +107,9 @@ class LinearHead(TorchHead):
         """Class probabilities on `xte` for every C, fitting from the strongest regularisation up, each fit starting
         from the previous one's solution (cheap: the solutions move little between neighbouring Cs)."""
         solver = self._solver(cs[0], warm_start=True)
-        compressed = sparse_if_mostly_zero(xtr)  # once for the whole path of C
-        if compressed is not xtr:  # mostly zeros: a step costs the non-zeros, less than building any basis
-            xtr = compressed
+        xtr = sparse_if_mostly_zero(xtr)  # once for the whole path of C
+        if issparse(xtr):  # mostly zeros: a step costs the non-zeros, less than building any basis
+            pass
         elif (basis := row_space(xtr)) is not None:
             xtr, xte = xtr @ basis.T, xte @ basis.T
         out = {}
@@ -116,7 +117,7 @@ class LinearHead(TorchHead):
         for c in cs:
             solver.set_params(C=c)
             self._fit_solver(solver, xtr, ytr, weights)
-            proba = np.zeros((len(xte), n_classes))
+            proba = np.zeros((xte.shape[0], n_classes))
             proba[:, solver.classes_] = solver.predict_proba(xte)
             out[key({"C": c, "scaling": scaling})] = proba
         return out
@@ -143,7 +144,7 @@ class LinearHead(TorchHead):
         groups: np.ndarray | None = None,
     ) -> None:
         solver = self._solver(float(self.C_))
-        self._fit_solver(solver, x.numpy(), y.numpy(), weights.numpy())
+        self._fit_solver(solver, x if issparse(x) else x.numpy(), y.numpy(), weights.numpy())
         self.n_iter_ = int(np.max(solver.n_iter_))  # L-BFGS iterations of the final fit
         coef = np.zeros((len(self.classes_), x.shape[1]))
         intercept = np.zeros(len(self.classes_))

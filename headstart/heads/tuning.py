@@ -202,6 +202,10 @@ def remembered_scores(head: Any, rows: Sequence[np.ndarray | None], compute: Cal
     for array in rows:
         if array is None:
             digest.update(b"none")
+        elif hasattr(array, "indptr"):  # sparse rows: their shape, non-zeros and where they are
+            digest.update(f"sparse{array.dtype}{array.shape}".encode())
+            for part in (array.indptr, array.indices, array.data):
+                digest.update(np.ascontiguousarray(part).tobytes())
         else:
             array = np.ascontiguousarray(array)
             digest.update(f"{array.dtype}{array.shape}".encode())

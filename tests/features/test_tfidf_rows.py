@@ -4,6 +4,7 @@ extractor gives item by item, so the saved model predicts as it was scored."""
 from __future__ import annotations
 
 import numpy as np
+from scipy.sparse import issparse
 
 from headstart.backbones.featurizers import TfidfBackbone, fit_tfidf_rows
 from headstart.data import from_arrays
@@ -13,8 +14,11 @@ from tests.conftest import make_texts
 
 def test_batch_rows_are_the_extractors_rows() -> None:
     texts, labels = make_texts(60)
-    bb, x_fit = fit_tfidf_rows(texts[:40])
+    bb, x_sparse = fit_tfidf_rows(texts[:40])
+    assert issparse(x_sparse) and issparse(bb.sparse_rows(texts[40:]))  # never items x terms dense
+    x_fit = x_sparse.toarray()
     saved = TfidfBackbone(bb.spec, bb.module)  # as a bundle rebuilds it: from the state's tensors, not the fit
+    np.testing.assert_array_equal(bb.sparse_rows(texts[40:]).toarray(), bb.rows(texts[40:]))
     for part, rows in ((texts[:40], x_fit), (texts[40:], bb.rows(texts[40:]))):
         ds = from_arrays(part, labels[: len(part)], modality="text")
         extracted = extract_features(saved, ds, cache=False, progress=False)
@@ -37,6 +41,7 @@ def test_counted_once_gives_the_vectorizer_fitted_on_each_fold() -> None:
         ref, x_ref = fit_tfidf_rows([texts[i] for i in rows], max_terms=max_terms)
         assert bytes(bb.module.vocab.numpy()) == bytes(ref.module.vocab.numpy())
         np.testing.assert_array_equal(bb.module.idf.numpy(), ref.module.idf.numpy())
-        np.testing.assert_array_equal(x, x_ref)
-        np.testing.assert_array_equal(x_other, ref.rows([texts[i] for i in other]))
+        assert issparse(x) and issparse(x_other) and x.dtype == x_other.dtype == np.float32
+        np.testing.assert_array_equal(x.toarray(), x_ref.toarray())
+        np.testing.assert_array_equal(x_other.toarray(), ref.rows([texts[i] for i in other]))
     assert bb.embed_dim < len(counts.terms)  # the fold's vocabulary is its own, not every text's

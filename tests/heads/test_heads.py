@@ -358,3 +358,36 @@ def test_mostly_zero_rows_reach_the_solver_sparse_with_the_same_model(monkeypatc
     assert len(seen) > 6 and not any(seen)
     assert sparse.C_ == dense.C_
     np.testing.assert_allclose(sparse.predict_proba(x), dense.predict_proba(x), atol=1e-3)
+
+
+def test_sparse_rows_in_give_the_model_of_their_dense_rows() -> None:
+    """A linear head given scipy sparse rows (TF-IDF, alone or beside dense features) keeps them sparse through its
+    tuning and fit when its scaling only divides columns ("none", "parts"), and learns what it learns from the same
+    rows dense; a scaling that centres the columns gets dense rows; scoring sparse rows equals scoring dense ones."""
+    from scipy.sparse import csr_matrix, issparse
+
+    from headstart.heads import base
+    from headstart.heads.base import apply_scaling, scaling_stats
+
+    rng = np.random.default_rng(0)
+    y = np.array(["a", "b", "c"] * 60)
+    x = (rng.random((180, 200)) < 0.03) * rng.random((180, 200))  # more rows than half the columns: no basis
+    x[np.arange(180), np.searchsorted(["a", "b", "c"], y)] += rng.random(180)
+    x = np.hstack([rng.normal(size=(180, 8)) * 5, x]).astype(np.float32)  # dense features beside sparse rows
+    for params in ({"scaling": "none"}, {"scaling": "parts", "parts": [8, 200]}, {"scaling": "standard", "C": 1.0}):
+        stats = scaling_stats(csr_matrix(x), params["scaling"], params.get("parts"))
+        np.testing.assert_allclose(stats[2], scaling_stats(x, params["scaling"], params.get("parts"))[2], rtol=1e-5)
+        from_sparse = LinearHead(random_state=0, **params).fit(csr_matrix(x), y)
+        from_dense = LinearHead(random_state=0, **params).fit(x, y)
+        assert from_sparse.C_ == from_dense.C_
+        # the same solution to the solver's tolerance (weakly regularised here: C=10-100)
+        np.testing.assert_allclose(from_sparse.predict_proba(csr_matrix(x)), from_dense.predict_proba(x), atol=1e-2)
+        assert (from_sparse.predict(csr_matrix(x)) == from_dense.predict(x)).all()
+        kept = issparse(apply_scaling(csr_matrix(x), *stats))
+        assert kept == (params["scaling"] != "standard")
+    old = base.LOGIT_BLOCK
+    try:
+        base.LOGIT_BLOCK = 7  # scored a block at a time: blocks that do not divide the rows
+        np.testing.assert_allclose(from_dense.logits(csr_matrix(x)), from_dense.logits(x), rtol=1e-5, atol=1e-5)
+    finally:
+        base.LOGIT_BLOCK = old
