@@ -21,7 +21,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
 SCALINGS = ("standard", "l2", "none")
-LOGIT_BLOCK = 4096  # sparse rows are scored this many at a time
+LOGIT_BLOCK = 512  # sparse rows a head cannot score sparse are made dense this many at a time
 
 
 class Standardize(nn.Module):
@@ -74,6 +74,8 @@ def apply_scaling(x: Any, l2: float, mean: np.ndarray, scale: np.ndarray) -> Any
     if issparse(x) and keeps_sparse(l2, mean):
         from scipy.sparse import csr_matrix
 
+        if np.all(scale == 1.0):  # "none": the rows as they are
+            return csr_matrix(x, dtype=np.float32)
         return csr_matrix(x.multiply(1.0 / scale[None, :]), dtype=np.float32)
     x = x.toarray() if issparse(x) else x
     return (((_unit_rows(x) if l2 else x) - mean) / scale).astype(np.float32)
@@ -188,7 +190,12 @@ class TorchHead(ClassifierMixin, BaseEstimator):
         with torch.inference_mode():
             if not issparse(x):
                 return self.module_(torch.as_tensor(x)).numpy()
-            # sparse rows (TF-IDF): made dense a block at a time, never all at once
+            scale, core = self.module_[0], self.module_[1]
+            if isinstance(core, nn.Linear) and float(scale.l2) == 0.0:  # ((x - m) / s) W' + b = x (W / s)' + b - ...
+                w = (core.weight / scale.scale).numpy()
+                bias = (core.bias - (scale.mean / scale.scale) @ core.weight.T).numpy()
+                return np.asarray(x @ w.T, dtype=np.float32) + bias
+            # other sparse rows: made dense a block at a time, never all at once
             blocks = range(0, x.shape[0], LOGIT_BLOCK)
             out = [self.module_(torch.as_tensor(x[i : i + LOGIT_BLOCK].toarray())).numpy() for i in blocks]
             return np.concatenate(out) if out else np.zeros((0, len(self.classes_)), np.float32)

@@ -385,9 +385,12 @@ def test_sparse_rows_in_give_the_model_of_their_dense_rows() -> None:
         assert (from_sparse.predict(csr_matrix(x)) == from_dense.predict(x)).all()
         kept = issparse(apply_scaling(csr_matrix(x), *stats))
         assert kept == (params["scaling"] != "standard")
+    # a linear head scores sparse rows without making them dense (standardised ones too: the mean moves to the bias)
+    np.testing.assert_allclose(from_dense.logits(csr_matrix(x)), from_dense.logits(x), rtol=1e-4, atol=1e-4)
+    mlp = MLPHead(hidden=8, dropout=0.0, max_epochs=5, random_state=0).fit(x, y)
     old = base.LOGIT_BLOCK
     try:
-        base.LOGIT_BLOCK = 7  # scored a block at a time: blocks that do not divide the rows
-        np.testing.assert_allclose(from_dense.logits(csr_matrix(x)), from_dense.logits(x), rtol=1e-5, atol=1e-5)
+        base.LOGIT_BLOCK = 7  # others are scored a block at a time: blocks that do not divide the rows
+        np.testing.assert_allclose(mlp.logits(csr_matrix(x)), mlp.logits(x), rtol=1e-5, atol=1e-5)
     finally:
         base.LOGIT_BLOCK = old
