@@ -2,8 +2,7 @@
 refit on every label and saved, with a leaderboard (report, table, PNG).
 
 Candidates, cheapest first: the simple baseline itself (as a model: hand-made features + a logistic regression),
-a tuned linear head (and, from MLP_FROM training items, an MLP head) on each backbone's cached features (for images
-up to IMAGE_VIEWS_UP_TO, also one that learns from a mirror image and two crops of each image as well), each
+a tuned linear head (and, from MLP_FROM training items, an MLP head) on each backbone's cached features, each
 backbone's features joined with the baseline's (images and audio: pixels or log-mel; text: TF-IDF rows, the TF-IDF
 refitted in every fold), and, when `time_budget` allows, the costly ones:
 SetFit for text backbones, `finetune` (the default fine-tuning, which beat `gradual` on digits: 0.973 against
@@ -40,10 +39,6 @@ COSTLY = ("setfit", "finetune")
 # an MLP head is a candidate from this many training items on: below it, it never beat the linear head in our runs
 # (digits at 10 per class: 0.71 / 0.58 against 0.71 / 0.74) and its nested cross-validation was the slowest cheap step
 MLP_FROM = 200
-# the head on features of augmented copies of each image (a mirror image, two crops) is a candidate up to this many
-# training images: the copies cost three times their extraction, and they helped where labels are few (solar cells,
-# digits at 16 per class: +3.0, +1.6; product photos: -0.2; benchmarks/image_views.py)
-IMAGE_VIEWS_UP_TO = 1000
 
 
 @dataclass
@@ -56,7 +51,6 @@ class Candidate:
     fold_accuracy: list[float] = field(default_factory=list)
     seconds: float = 0.0
     note: str = ""
-    image_views: bool = False  # the head also learns from augmented copies of each image (probe candidates)
 
     @property
     def scored(self) -> bool:
@@ -104,9 +98,6 @@ def candidates(ds: Dataset, backbones: list[str], budget: float | None) -> list[
         out.append(Candidate(f"{spec} + linear head", "probe", spec, "linear"))
         if len(ds) >= MLP_FROM:
             out.append(Candidate(f"{spec} + MLP head", "probe", spec, "mlp"))
-        if ds.modality == "image" and len(ds) <= IMAGE_VIEWS_UP_TO:
-            name = f"{spec} + linear head on augmented copies"
-            out.append(Candidate(name, "probe", spec, "linear", image_views=True))
         if base is not None:
             out.append(Candidate(f"{spec} ⊕ baseline features + linear head", "probe", f"concat:{spec} + {base[0]}"))
         elif ds.modality == "text":  # the baseline's TF-IDF is fitted to the texts: refitted in every fold
@@ -194,7 +185,7 @@ def choose(scored: list[Candidate], default: Candidate | None) -> Candidate:
 
 def _default_candidate(pool: list[Candidate]) -> Candidate | None:
     return next(
-        (c for c in pool if c.kind == "probe" and c.head == "linear" and c.name == f"{c.spec} + linear head"), None
+        (c for c in pool if c.kind == "probe" and c.head == "linear" and c.name.endswith(" + linear head")), None
     )
 
 
@@ -304,12 +295,11 @@ def _fold_fitter(
         params = {"class_weight": common["class_weight"], "random_state": seed, **cand.head_params}
         # the head's own settings are chosen once, on the whole training part, then held fixed in every fold: five
         # times cheaper than nesting the choice in each fold, at the price of a slightly kinder score for tuned heads
-        views = cand.image_views
-        tuned = fit_heads(bb, train, x, cand.head, params, seed=seed, image_views=views)
+        tuned = fit_heads(bb, train, x, cand.head, params, seed=seed)
         first = {**params, **tuned[tasks[0]].fitted_params()}
 
         def fit_probe_fold(tr: np.ndarray, te: np.ndarray) -> float:
-            heads = fit_heads(bb, train.subset(tr), x[tr], cand.head, first, seed=seed, image_views=views)
+            heads = fit_heads(bb, train.subset(tr), x[tr], cand.head, first, seed=seed)
             return accuracy({t: [str(c) for c in heads[t].predict(x[te])] for t in tasks}, te)
 
         return fit_probe_fold
@@ -420,7 +410,6 @@ def _final_model(
         head_params=winner.head_params,
         baseline=baseline,
         test_source=test_source,
-        image_views=winner.image_views,
         **common,
     )
 

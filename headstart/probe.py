@@ -37,11 +37,9 @@ def fit_probe(
     adapt: str | None = None,
     adapt_options: dict[str, Any] | None = None,
     test_source: str | None = None,
-    image_views: bool = False,
 ) -> TransferModel:
     """Fit `head` on `backbone`'s features of `part.train`, score it, refit on `part.final`; a TransferModel with
-    `report`. `adapt="setfit"` first tunes a text backbone contrastively on the labelled items (SetFit).
-    `image_views`: the head also learns from augmented copies of each training image (`fit_heads`)."""
+    `report`. `adapt="setfit"` first tunes a text backbone contrastively on the labelled items (SetFit)."""
     from headstart.backbones import create_backbone
     from headstart.features import extract_features
 
@@ -59,7 +57,7 @@ def fit_probe(
 
     t0 = time.perf_counter()
     params = {"class_weight": class_weight, "random_state": seed, **(head_params or {})}
-    heads = fit_heads(bb, part.train, x_train, head, params, seed=seed, image_views=image_views)
+    heads = fit_heads(bb, part.train, x_train, head, params, seed=seed)
     timing["fit"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -67,7 +65,7 @@ def fit_probe(
     if part.test is not None:
         metrics = evaluate_model(scoring, part.test, x_scored[len(part.train) :])
     else:
-        metrics = _cross_validated(bb, part.train, x_train, head, params, seed, image_views)
+        metrics = _cross_validated(bb, part.train, x_train, head, params, seed)
     if baseline:
         add_baseline(metrics, part, seed)
     timing["evaluate"] = time.perf_counter() - t0
@@ -80,7 +78,7 @@ def fit_probe(
             x_final = extract_features(bb, part.final, batch_size=batch_size, progress=progress)
         else:
             x_final = x_scored  # `final` is train then test, the order the features were extracted in
-        heads = fit_heads(bb, part.final, x_final, head, params, seed=seed, image_views=image_views)
+        heads = fit_heads(bb, part.final, x_final, head, params, seed=seed)
         timing["refit"] = time.perf_counter() - t0
 
     info = bb.describe()
@@ -89,8 +87,6 @@ def fit_probe(
     model = TransferModel(bb.spec, info, heads, _backbone=bb, tuned_backbone=bool(adapt))
     model.data_info = data_info(ds, part, seed)
     _report(model, ds, part, metrics, timing, head=head, adapt=adapt, adapted=adapted, test_source=test_source)
-    if image_views:
-        model.report["augmented_copies"] = "the head also learned from a mirror image and two crops of each image"
     return model
 
 
@@ -116,15 +112,12 @@ def _report(
     model.report["heads"] = {t: h.chosen_ for t, h in model.heads.items() if getattr(h, "chosen_", None)}
 
 
-def fit_heads(
-    bb: Any, train: Dataset, x: Any, head: str, params: dict[str, Any], *, seed: int, image_views: bool = False
-) -> dict[str, Any]:
+def fit_heads(bb: Any, train: Dataset, x: Any, head: str, params: dict[str, Any], *, seed: int) -> dict[str, Any]:
     """One head per task on `x`, plus features of augmented copies of the training items where the backbone's
-    modality has them (audio: noise, gain, shifts; images with `image_views`: a mirror image and two crops), so the
-    probe learns the invariances fine-tuning would."""
+    modality has them (audio: noise, gain, shifts), so the probe learns the invariances fine-tuning would."""
     from headstart.heads import make_head
 
-    x_aug, y_aug = augmented_views(bb, train, seed, image_views=image_views)
+    x_aug, y_aug = augmented_views(bb, train, seed)
     groups = row_groups(train, x.shape[0], len(x_aug))  # x may be sparse rows (TF-IDF), which have no len()
     heads = {}
     for task in train.tasks:
@@ -147,13 +140,11 @@ def row_groups(train: Dataset, n_items: int, n_copies: int) -> np.ndarray | None
     return np.tile(np.arange(n_items), repeat) if n_copies else None
 
 
-def augmented_views(
-    bb: Any, train: Dataset, seed: int, *, image_views: bool = False
-) -> tuple[np.ndarray, dict[str, list[str]]]:
+def augmented_views(bb: Any, train: Dataset, seed: int) -> tuple[np.ndarray, dict[str, list[str]]]:
     """Features of augmented copies of the training items, and their labels (none for most modalities)."""
     from headstart.features.augmented import training_views
 
-    return training_views(bb, train, seed=seed, image_views=image_views)
+    return training_views(bb, train, seed=seed)
 
 
 def add_baseline(metrics: dict[str, Any], part: Partition, seed: int) -> None:
@@ -176,7 +167,7 @@ def add_baseline(metrics: dict[str, Any], part: Partition, seed: int) -> None:
 
 
 def _cross_validated(
-    bb: Any, train: Dataset, x: np.ndarray, head: str, params: dict[str, Any], seed: int, image_views: bool = False
+    bb: Any, train: Dataset, x: np.ndarray, head: str, params: dict[str, Any], seed: int
 ) -> dict[str, Any]:
     """Metrics of out-of-fold predictions: each fold's heads (and their own tuning) see only the other folds."""
     from headstart.evaluation import classification_metrics
@@ -185,7 +176,7 @@ def _cross_validated(
     for task in train.tasks:
 
         def fold(tr: np.ndarray, te: np.ndarray, task: str = task) -> list[str]:
-            heads = fit_heads(bb, train.subset(tr), x[tr], head, params, seed=seed, image_views=image_views)
+            heads = fit_heads(bb, train.subset(tr), x[tr], head, params, seed=seed)
             return [str(c) for c in heads[task].predict(x[te])]
 
         pred = cv_predictions(fold, train, task, seed=seed)

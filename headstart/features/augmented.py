@@ -7,13 +7,7 @@ Audio: each copy of a clip gets white noise at a random SNR (0-20 dB, below its 
 the backbone's own preprocessing (trimming, if on, and the window), as in a noisy recording and as
 `headstart.data.audio.with_noise` does for test-time checks. The copies are waveforms, so they go through
 `extract_features` like any item: content-addressed in the feature cache, and a second call with the same seed
-reads them back without running the backbone.
-
-Images, only when asked (`image_views=True`: `auto`'s "augmented copies" candidate): copy 0 of each image is its
-mirror image, copies 1 and 2 random resized crops (half to all of its area, back to its size, mirrored half the time;
-torchvision's transforms), seeded likewise. Measured in benchmarks/image_views.py: +2-3 points for the probe on
-solar cells and digits at 16 per class, nothing on product photos, so it is a candidate that cross-validation weighs,
-not a default. Text has no augmentation here: the result is empty.
+reads them back without running the backbone. Text and images have no augmentation here: the result is empty.
 
 The head then trains on the original rows followed by these:
 
@@ -30,35 +24,22 @@ from headstart.backbones.base import Backbone
 from headstart.data.dataset import Dataset
 
 AUDIO_COPIES = 2  # copies per clip when `copies` is None: 2 measured as enough on spoken digits (benchmarks/audio.py)
-IMAGE_COPIES = 3  # a mirror image and two random resized crops
-CROP_SCALE = (0.5, 1.0)  # of the image's area
 
 
 def training_views(
-    backbone: Backbone,
-    ds: Dataset,
-    *,
-    seed: int = 0,
-    copies: int | None = None,
-    progress: bool = False,
-    image_views: bool = False,
+    backbone: Backbone, ds: Dataset, *, seed: int = 0, copies: int | None = None, progress: bool = False
 ) -> tuple[np.ndarray, dict[str, list[str]]]:
     """Features (copies * len(ds), backbone.embed_dim) of augmented copies of every item of `ds` (copy 0 of every
-    item, then copy 1, ...) and their targets per task, in the same order. Text, images unless `image_views`, or
-    `copies=0`, give an empty (0, embed_dim) array and empty target lists."""
-    augmented = ds.modality == "audio" or (ds.modality == "image" and image_views)
-    default = AUDIO_COPIES if ds.modality == "audio" else IMAGE_COPIES
-    n_copies = (default if copies is None else int(copies)) if augmented else 0
+    item, then copy 1, ...) and their targets per task, in the same order. Modalities without an augmentation
+    here (text, image), or `copies=0`, give an empty (0, embed_dim) array and empty target lists."""
+    n_copies = (AUDIO_COPIES if copies is None else int(copies)) if ds.modality == "audio" else 0
     if n_copies < 0:
         raise ValueError(f"training_views: copies must be 0 or more, not {copies}")
-    if augmented and backbone.modality != ds.modality:
-        raise ValueError(
-            f"training_views: {backbone.spec} is a {backbone.modality} backbone; the data is {ds.modality}"
-        )
+    if ds.modality == "audio" and backbone.modality != "audio":
+        raise ValueError(f"training_views: {backbone.spec} is a {backbone.modality} backbone; the data is audio")
     if n_copies == 0 or len(ds) == 0:
         return np.zeros((0, backbone.embed_dim), np.float32), {task: [] for task in ds.targets}
-    make = audio_views if ds.modality == "audio" else image_copies
-    views = make(backbone, ds, seed=seed, copies=n_copies)
+    views = audio_views(backbone, ds, seed=seed, copies=n_copies)
     from headstart.features.extract import extract_features
 
     x = extract_features(backbone, views, progress=progress)
@@ -89,45 +70,6 @@ def audio_views(backbone: Backbone, ds: Dataset, *, seed: int = 0, copies: int =
             where.append(f"{ds.where[i]} (augmented copy {copy})")
     return Dataset(
         modality="audio",
-        items=items,
-        targets={task: list(labels) * copies for task, labels in ds.targets.items()},
-        where=where,
-        source=f"{ds.source} (augmented x{copies}, seed {seed})",
-    )
-
-
-def image_copies(backbone: Backbone, ds: Dataset, *, seed: int = 0, copies: int = IMAGE_COPIES) -> Dataset:
-    """The augmented copies as an in-memory image Dataset of uint8 arrays: copy 0 the mirror image, the others
-    random resized crops, drawn from (seed, copy, the image's content): an image gets the same copies in any subset
-    of the data (each fold of `auto`'s cross-validation), so the feature cache serves them after the first time."""
-    import torch
-    from torchvision.transforms import v2
-
-    from headstart.data import load_image
-    from headstart.errors import DataError
-
-    keys = [int(h[:15], 16) for h in ds.content_hashes()]
-    images = []
-    for i, item in enumerate(ds.items):
-        try:
-            images.append(load_image(item))
-        except Exception as exc:
-            raise DataError(f"{ds.where[i]}: cannot be read ({exc})") from None
-    items: list[Any] = []
-    where: list[str] = []
-    for copy in range(copies):
-        for i, image in enumerate(images):
-            if copy == 0:
-                out = image.transpose(0)  # PIL's FLIP_LEFT_RIGHT
-            else:
-                crop = v2.Compose([v2.RandomResizedCrop(image.size[::-1], scale=CROP_SCALE), v2.RandomHorizontalFlip()])
-                with torch.random.fork_rng():
-                    torch.manual_seed(_view_seed(seed, copy, keys[i]))
-                    out = crop(image)
-            items.append(np.ascontiguousarray(np.asarray(out)))
-            where.append(f"{ds.where[i]} (augmented copy {copy})")
-    return Dataset(
-        modality="image",
         items=items,
         targets={task: list(labels) * copies for task, labels in ds.targets.items()},
         where=where,
