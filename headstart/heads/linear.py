@@ -108,9 +108,8 @@ class LinearHead(TorchHead):
         from the previous one's solution (cheap: the solutions move little between neighbouring Cs)."""
         solver = self._solver(cs[0], warm_start=True)
         xtr = sparse_if_mostly_zero(xtr)  # once for the whole path of C
-        if issparse(xtr):  # mostly zeros: a step costs the non-zeros, less than building any basis
-            pass
-        elif (basis := row_space(xtr)) is not None:
+        # sparse rows (mostly zeros): a step costs the non-zeros, less than building any basis
+        if not issparse(xtr) and (basis := row_space(xtr)) is not None:
             xtr, xte = xtr @ basis.T, xte @ basis.T
         out = {}
         n_classes = len(self.classes_)
