@@ -145,7 +145,8 @@ def table(rows: list[dict[str, Any]]) -> str:
         for m in methods:
             vals = [r[m] for r in rs if m in r]
             secs = [r[f"{m}_s"] for r in rs if f"{m}_s" in r]
-            cells.append(f"{np.mean(vals):.3f} ± {np.std(vals):.3f} ({np.mean(secs):.1f} s)" if vals else "-")
+            took = f" ({np.mean(secs):.1f} s)" if secs else ""  # replayed rows (auto_choice.py) have no time
+            cells.append(f"{np.mean(vals):.3f} ± {np.std(vals):.3f}{took}" if vals else "-")
         gap = np.mean([r["probe"] - r["sklearn_lr"] for r in rs])
         auto = [r["auto"] - max(r["baseline"], r["probe"]) for r in rs if "auto" in r]
         auto_gap = f"{np.mean(auto):+.3f}" if auto else "-"
