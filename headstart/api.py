@@ -314,7 +314,8 @@ def evaluate(
 ) -> dict[str, Any]:
     """Metrics of a fitted model on every labelled item of `data` (no split): a report dict, saved when `out` is set.
     Audio only: `noise_snr` adds noise at that SNR (dB, seeded per item) to every clip, a robustness check; its
-    `noise_colour` is white, pink or brown (power falling 0, 3 or 6 dB per octave)."""
+    `noise_colour` is white, pink or brown (power falling 0, 3 or 6 dB per octave) or babble (three other clips of
+    `data` summed: competing speech)."""
     from headstart.errors import DataError
 
     model = _loaded(model)

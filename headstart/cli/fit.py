@@ -258,7 +258,9 @@ def evaluate(
     out: Path = typer.Option(None, "--out", "-o", help="folder for report.json, report.md and the confusion PNG"),
     noise_snr: float = typer.Option(None, "--noise-snr", help="audio: add noise at this SNR (dB) to every clip"),
     noise_colour: o.NoiseColour = typer.Option(
-        "white", "--noise-colour", help="with --noise-snr: white, pink (-3 dB/octave) or brown (-6 dB/octave)"
+        "white",
+        "--noise-colour",
+        help="with --noise-snr: white, pink (-3 dB/octave), brown (-6 dB/octave) or babble (3 other clips' speech)",
     ),
     text_column: str = o.TEXT_COLUMN,
     label_column: list[str] = o.LABEL_COLUMNS,

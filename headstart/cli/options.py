@@ -65,7 +65,7 @@ FORMAT = typer.Option("table", "--format", help="table for people, json for mach
 # Which runtime runs a model: PyTorch on a saved model folder, or ONNX Runtime on an export folder (no torch).
 Runtime = _choices("Runtime", ("torch", "onnx"))
 # The colour of the test-time noise `evaluate --noise-snr` adds (headstart.data.audio.NOISE_COLOURS)
-NoiseColour = _choices("NoiseColour", ("white", "pink", "brown"))
+NoiseColour = _choices("NoiseColour", ("white", "pink", "brown", "babble"))
 RUNTIME = typer.Option(
     "torch", "--runtime", help="torch: MODEL is a folder saved by fit; onnx: an export folder (headstart export)"
 )

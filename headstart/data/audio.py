@@ -169,9 +169,32 @@ def add_noise(
     return (wave + noise).astype(np.float32)
 
 
+def add_babble(
+    wave: np.ndarray, others: list[np.ndarray], snr_db: float, rng: np.random.Generator, sample_rate: int = 16_000
+) -> np.ndarray:
+    """`wave` plus competing speech: `others` (other recordings) each cut at a random start to `wave`'s length and
+    summed, at `snr_db` dB below `wave`'s active speech power."""
+    power = active_power(wave, sample_rate)
+    if power <= 0 or not others:
+        return wave.astype(np.float32)
+    noise = np.zeros(len(wave), np.float64)
+    for other in others:
+        start = int(rng.integers(0, max(1, len(other) - len(wave) + 1)))
+        piece = other[start : start + len(wave)]
+        noise[: len(piece)] += piece
+    level = float(np.mean(noise**2))
+    if level <= 0:
+        return wave.astype(np.float32)
+    return (wave + noise * math.sqrt(power / level / 10 ** (snr_db / 10))).astype(np.float32)
+
+
+BABBLE_TALKERS = 3  # competing speakers in `with_noise(colour="babble")`
+
+
 def with_noise(ds: Any, snr_db: float, *, seed: int = 0, sample_rate: int = 16_000, colour: str = "white") -> Any:
-    """A copy of an audio Dataset with noise of `colour` (white, pink, brown) at `snr_db` dB SNR added to every item
-    (seeded per item).
+    """A copy of an audio Dataset with noise of `colour` at `snr_db` dB SNR added to every item (seeded per item):
+    white, pink or brown (`add_noise`), or babble: BABBLE_TALKERS other clips of the same data (other voices, other
+    words) summed (`add_babble`), competing speech, the hardest.
 
     For test-time robustness checks: items become float32 waveforms at `sample_rate` (use the backbone's rate);
     labels, groups and `where` (suffixed "+noise N dB") carry over."""
@@ -179,10 +202,19 @@ def with_noise(ds: Any, snr_db: float, *, seed: int = 0, sample_rate: int = 16_0
 
     if ds.modality != "audio":
         raise DataError(f"{ds.source}: noise can only be added to audio data, not {ds.modality}")
+    if colour not in (*NOISE_COLOURS, "babble"):
+        raise ValueError(f"noise colour must be one of {', '.join(NOISE_COLOURS)}, babble, not {colour!r}")
+    waves = [load_audio(item, sample_rate) for item in ds.items]
+    if colour == "babble" and len(waves) < 2:
+        raise DataError(f"{ds.source}: babble mixes other clips of the data in, and it holds only {len(waves)}")
     items = []
-    for i, item in enumerate(ds.items):
+    for i, wave in enumerate(waves):
         rng = np.random.default_rng([seed, i, int(round(snr_db * 100)) & 0xFFFFFFFF])
-        items.append(add_noise(load_audio(item, sample_rate), snr_db, rng, sample_rate, colour))
+        if colour == "babble":
+            picked = rng.choice(len(waves) - 1, min(BABBLE_TALKERS, len(waves) - 1), replace=False)
+            items.append(add_babble(wave, [waves[j + (j >= i)] for j in picked], snr_db, rng, sample_rate))
+        else:
+            items.append(add_noise(wave, snr_db, rng, sample_rate, colour))
     return Dataset(
         modality="audio",
         items=items,
@@ -195,7 +227,7 @@ def with_noise(ds: Any, snr_db: float, *, seed: int = 0, sample_rate: int = 16_0
 
 
 def _noise_name(colour: str) -> str:
-    return "noise" if colour == "white" else f"{colour} noise"
+    return "noise" if colour == "white" else "babble" if colour == "babble" else f"{colour} noise"
 
 
 @lru_cache(maxsize=8)

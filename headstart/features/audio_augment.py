@@ -15,6 +15,7 @@ frozen features a probe's head also trains on (`headstart.features.augmented.tra
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,18 +70,35 @@ class AudioAugment:
         return _shift(window, shift)
 
 
-def noisy_copy(wave: np.ndarray, rng: np.random.Generator, level: AudioAugmentLevel, rate: int) -> np.ndarray:
+BABBLE = "babble"  # a "colour" of the probe's copies: other training clips as competing speech
+BABBLE_TALKERS = 3
+
+
+def noisy_copy(
+    wave: np.ndarray,
+    rng: np.random.Generator,
+    level: AudioAugmentLevel,
+    rate: int,
+    talkers: Callable[[np.random.Generator], list[np.ndarray]] | None = None,
+) -> np.ndarray:
     """A perturbed copy of a whole decoded recording (before any trimming or windowing, as noise in a real recording
     would be): speed, gain, noise (with probability `noise_p`), then a time shift of the clip inside the backbone's
-    centred window, made by zero-padding one end with twice the shift."""
-    from headstart.data.audio import add_noise, resample
+    centred window, made by zero-padding one end with twice the shift. Where the level's colours hold BABBLE,
+    `talkers(rng)` gives the other recordings that make the competing speech."""
+    from headstart.data.audio import add_babble, add_noise, resample
 
     factor = rng.uniform(*level.speed)
     if abs(factor - 1.0) > 0.005:
         wave = resample(wave, 1000, int(round(1000 / factor)))
     wave = wave * np.float32(10 ** (rng.uniform(-level.gain_db, level.gain_db) / 20))
     if rng.random() < level.noise_p:
-        wave = add_noise(wave, rng.uniform(*level.snr_db), rng, rate, level.noise_colour(rng))
+        snr, colour = rng.uniform(*level.snr_db), level.noise_colour(rng)
+        if colour == BABBLE:
+            if talkers is None:
+                raise ValueError("babble noise needs other recordings (talkers)")
+            wave = add_babble(wave, talkers(rng), snr, rng, rate)
+        else:
+            wave = add_noise(wave, snr, rng, rate, colour)
     shift = int(rng.integers(-int(level.shift_s * rate), int(level.shift_s * rate) + 1))
     pad = np.zeros(2 * abs(shift), np.float32)
     return np.concatenate([pad, wave] if shift > 0 else [wave, pad]).astype(np.float32)

@@ -51,7 +51,7 @@ def audio_views(backbone: Backbone, ds: Dataset, *, seed: int = 0, copies: int =
     given seed, so their content hashes, and the feature cache, match from one call to the next)."""
     from headstart.data.audio import load_audio
     from headstart.errors import DataError
-    from headstart.features.audio_augment import PROBE_LEVEL, noisy_copy
+    from headstart.features.audio_augment import BABBLE_TALKERS, PROBE_LEVEL, noisy_copy
 
     # the rate the backbone reads waveforms at; backbones without audio preprocessing (features:log-mel) read 16 kHz
     rate = int(getattr(getattr(backbone, "audio_preprocessing", None), "sample_rate", 16_000))
@@ -63,10 +63,19 @@ def audio_views(backbone: Backbone, ds: Dataset, *, seed: int = 0, copies: int =
             raise DataError(f"{ds.where[i]}: cannot be read ({exc})") from None
     items: list[Any] = []
     where: list[str] = []
+
+    def others(i: int) -> Any:  # BABBLE_TALKERS other clips of the training part, for competing speech
+        def draw(rng: np.random.Generator) -> list[np.ndarray]:
+            k = min(BABBLE_TALKERS, len(waves) - 1)
+            picked = rng.choice(len(waves) - 1, k, replace=False) if k > 0 else []
+            return [waves[j + (j >= i)] for j in picked]
+
+        return draw
+
     for copy in range(copies):
         for i, wave in enumerate(waves):
             rng = np.random.default_rng(_view_seed(seed, copy, i))
-            items.append(noisy_copy(wave, rng, PROBE_LEVEL, rate))
+            items.append(noisy_copy(wave, rng, PROBE_LEVEL, rate, talkers=others(i)))
             where.append(f"{ds.where[i]} (augmented copy {copy})")
     return Dataset(
         modality="audio",

@@ -149,3 +149,69 @@ def test_an_augmentation_level_draws_its_noise_colour() -> None:
     mixed = replace(PROBE_LEVEL, colours=("white", "pink", "brown"))
     drawn = [mixed.noise_colour(rng) for _ in range(300)]
     assert {c: drawn.count(c) > 70 for c in mixed.colours} == {"white": True, "pink": True, "brown": True}
+
+
+def test_babble_is_other_speech_at_the_asked_snr() -> None:
+    from headstart.data.audio import active_power, add_babble
+
+    rate = 16_000
+    t = np.arange(rate) / rate
+    wave = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    others = [(0.5 * np.sin(2 * np.pi * f * t[: rate // 2])).astype(np.float32) for f in (900, 1300, 2100)]
+    mixed = add_babble(wave, others, 10.0, np.random.default_rng(0), rate)
+    noise = mixed - wave
+    assert mixed.shape == wave.shape and mixed.dtype == np.float32
+    assert abs(10 * np.log10(active_power(wave, rate) / np.mean(noise**2)) - 10.0) < 0.1
+    spectrum = np.abs(np.fft.rfft(noise))
+    assert all(spectrum[f] > 10 * np.median(spectrum) for f in (900, 1300, 2100))  # the other talkers, not noise
+    np.testing.assert_array_equal(add_babble(wave, [], 10.0, np.random.default_rng(0), rate), wave)
+
+
+def test_babble_copies_mix_other_training_clips_never_the_clip_itself(
+    tones_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+
+    from headstart.data import audio
+    from headstart.features import audio_augment
+
+    ds = load_data(tones_dir).subset([0, 1, 10, 11])
+    bb = create_backbone(SPEC)
+    seen = []
+    real = audio.add_babble
+
+    def spy(wave, others, snr_db, rng, sample_rate=16_000):
+        seen.append((wave.copy(), [o.copy() for o in others]))
+        return real(wave, others, snr_db, rng, sample_rate)
+
+    monkeypatch.setattr(audio, "add_babble", spy)
+    monkeypatch.setattr(audio_augment, "PROBE_LEVEL", replace(audio_augment.PROBE_LEVEL, colours=("babble",)))
+    views = audio_views(bb, ds, seed=0, copies=2)
+    assert len(seen) == 8 and len(views) == 8
+    waves = [audio.load_audio(item, 16_000) for item in ds.items]
+    for n, (_, others) in enumerate(seen):
+        own = waves[n % 4]
+        assert len(others) == 3  # three talkers: every other clip of these four
+        assert not any(len(o) == len(own) and np.array_equal(o, own) for o in others)
+    with pytest.raises(ValueError, match="talkers"):
+        audio_augment.noisy_copy(waves[0], np.random.default_rng(0), audio_augment.PROBE_LEVEL, 16_000)
+
+
+def test_babble_at_test_time_mixes_other_clips_of_the_data(tones_dir: Path) -> None:
+    from headstart.data.audio import active_power, load_audio, with_noise
+
+    ds = load_data(tones_dir).subset([0, 1, 10, 11])
+    noisy = with_noise(ds, 5.0, seed=1, colour="babble")
+    again = with_noise(ds, 5.0, seed=1, colour="babble")
+    assert all(np.array_equal(a, b) for a, b in zip(noisy.items, again.items))  # seeded
+    assert noisy.targets == ds.targets and all("babble 5 dB" in w for w in noisy.where)
+    for item, mixed in zip(ds.items, noisy.items):
+        clean = load_audio(item, 16_000)
+        added = mixed[: len(clean)] - clean
+        assert abs(10 * np.log10(active_power(clean, 16_000) / np.mean(added**2)) - 5.0) < 0.2
+    with pytest.raises(ValueError, match="babble"):
+        with_noise(ds, 5.0, colour="purple")
+    from headstart.errors import DataError
+
+    with pytest.raises(DataError, match="only 1"):
+        with_noise(ds.subset([0]), 5.0, colour="babble")

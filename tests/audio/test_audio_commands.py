@@ -59,6 +59,11 @@ def test_evaluate_under_test_time_noise(probe_dir: Path, tones_dir: Path) -> Non
     )
     assert code == 0, text
     assert "brown noise -10 dB" in json.loads(text)["data"]
+    code, text = run(
+        "evaluate", probe_dir, tones_dir, "--noise-snr", "0", "--noise-colour", "babble", "--format", "json"
+    )
+    assert code == 0, text
+    assert "babble 0 dB" in json.loads(text)["data"]
     code, text = run("evaluate", probe_dir, tones_dir, "--noise-colour", "pink")
     assert code == 2 and "--noise-colour" in text and "needs --noise-snr" in text, text
 
