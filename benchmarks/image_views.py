@@ -65,52 +65,45 @@ def features_of(bb: Any, arrays: list[np.ndarray]) -> np.ndarray:
 
 
 def run(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+    from quality import pool, seeded_splits
+
     from headstart.backbones import create_backbone
-    from headstart.data import split
     from headstart.features import extract_features
     from headstart.heads import make_head
-
-    sys_path = Path(__file__).parent
-    import sys
-
-    sys.path.insert(0, str(sys_path))
-    from quality import pool
 
     ds = pool(SETS[name], args.max_items)
     bb = create_backbone(SPEC)
     x_all = extract_features(bb, ds, progress=True)
     index = {h: i for i, h in enumerate(ds.content_hashes())}
     rows = []
-    for budget in args.budgets.split(","):
-        for seed in [int(s) for s in args.seeds.split(",")]:
-            train, test = split(ds, test_size=0.25, seed=seed, labels_per_class=int(budget))
-            tr = np.asarray([index[h] for h in train.content_hashes()])
-            te = np.asarray([index[h] for h in test.content_hashes()])
-            t0 = time.perf_counter()
-            flips = features_of(bb, [flipped(ds.items[i]) for i in tr])
-            crops = features_of(bb, [cropped(ds.items[i], seed * 100_003 + int(i) * 2 + k) for k in (0, 1) for i in tr])
-            test_flips = features_of(bb, [flipped(ds.items[i]) for i in te])
-            views_s = time.perf_counter() - t0
-            y, yte = np.asarray(train.labels), np.asarray(test.labels)
-            n = len(tr)
-            recipes = {
-                "probe": (x_all[tr], y, None),
-                "flip": (np.concatenate([x_all[tr], flips]), np.tile(y, 2), np.tile(np.arange(n), 2)),
-                "flip+crops": (np.concatenate([x_all[tr], flips, crops]), np.tile(y, 4), np.tile(np.arange(n), 4)),
-            }
-            row: dict[str, Any] = {"set": name, "budget": budget, "seed": seed, "n_train": n, "n_test": len(te)}
-            row["views_s"] = round(views_s, 1)
-            for recipe, (x, yy, groups) in recipes.items():
-                t = time.perf_counter()
-                head = make_head("linear", random_state=seed).fit(x, yy, groups=groups)
-                proba = head.predict_proba(x_all[te])
-                row[recipe] = float(np.mean(head.classes_[proba.argmax(1)] == yte))
-                both = (proba + head.predict_proba(test_flips)) / 2
-                row[f"{recipe}+tta"] = float(np.mean(head.classes_[both.argmax(1)] == yte))
-                row[f"{recipe}_s"] = round(time.perf_counter() - t, 2)
-                row[f"{recipe}_C"] = head.chosen_.get("C")
-            print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
-            rows.append(row)
+    for budget, seed, train, test, x_train, x_test in seeded_splits(ds, x_all, args.budgets, args.seeds):
+        tr = np.asarray([index[h] for h in train.content_hashes()])
+        te = np.asarray([index[h] for h in test.content_hashes()])
+        t0 = time.perf_counter()
+        flips = features_of(bb, [flipped(ds.items[i]) for i in tr])
+        crops = features_of(bb, [cropped(ds.items[i], seed * 100_003 + int(i) * 2 + k) for k in (0, 1) for i in tr])
+        test_flips = features_of(bb, [flipped(ds.items[i]) for i in te])
+        views_s = time.perf_counter() - t0
+        y, yte = np.asarray(train.labels), np.asarray(test.labels)
+        n = len(tr)
+        recipes = {
+            "probe": (x_train, y, None),
+            "flip": (np.concatenate([x_train, flips]), np.tile(y, 2), np.tile(np.arange(n), 2)),
+            "flip+crops": (np.concatenate([x_train, flips, crops]), np.tile(y, 4), np.tile(np.arange(n), 4)),
+        }
+        row: dict[str, Any] = {"set": name, "budget": budget, "seed": seed, "n_train": n, "n_test": len(te)}
+        row["views_s"] = round(views_s, 1)
+        for recipe, (x, yy, groups) in recipes.items():
+            t = time.perf_counter()
+            head = make_head("linear", random_state=seed).fit(x, yy, groups=groups)
+            proba = head.predict_proba(x_test)
+            row[recipe] = float(np.mean(head.classes_[proba.argmax(1)] == yte))
+            both = (proba + head.predict_proba(test_flips)) / 2
+            row[f"{recipe}+tta"] = float(np.mean(head.classes_[both.argmax(1)] == yte))
+            row[f"{recipe}_s"] = round(time.perf_counter() - t, 2)
+            row[f"{recipe}_C"] = head.chosen_.get("C")
+        print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
+        rows.append(row)
     return rows
 
 

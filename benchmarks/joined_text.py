@@ -27,40 +27,32 @@ BACKBONE = "st:all-MiniLM-L6-v2"
 
 
 def run_set(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
-    from quality import pool
+    from quality import pool, seeded_splits
 
     from headstart.backbones import create_backbone
-    from headstart.data import split
     from headstart.features import extract_features
     from headstart.probe import JOINED_HEAD, fit_heads, tfidf_predict
 
     ds = pool(SETS[name], 3000)
     bb = create_backbone(BACKBONE)
     x_all = extract_features(bb, ds, progress=True)
-    index = {h: i for i, h in enumerate(ds.content_hashes())}
     rows = []
-    for budget in args.budgets.split(","):
-        for seed in [int(s) for s in args.seeds.split(",")]:
-            train, test = split(
-                ds, test_size=0.25, seed=seed, labels_per_class=None if budget == "all" else int(budget)
-            )
-            xtr = x_all[[index[h] for h in train.content_hashes()]]
-            xte = x_all[[index[h] for h in test.content_hashes()]]
-            task, truth = train.tasks[0], np.asarray(test.labels)
-            row: dict[str, Any] = {"set": name, "budget": budget, "seed": seed, "n_train": len(train)}
-            t = time.perf_counter()
-            row["tfidf"] = float(np.mean(np.asarray(tfidf_predict(train, test, seed=seed)[task]) == truth))
-            row["tfidf_s"] = time.perf_counter() - t
-            t = time.perf_counter()
-            head = fit_heads(bb, train, xtr, "linear", {"random_state": seed}, seed=seed)[task]
-            row["probe"] = float(head.score(xte, truth))
-            row["probe_s"] = time.perf_counter() - t
-            t = time.perf_counter()
-            pred = tfidf_predict(train, test, seed=seed, beside=(xtr, xte), head_params=dict(JOINED_HEAD))[task]
-            row["joined"] = float(np.mean(np.asarray(pred) == truth))
-            row["joined_s"] = time.perf_counter() - t
-            print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
-            rows.append(row)
+    for budget, seed, train, test, xtr, xte in seeded_splits(ds, x_all, args.budgets, args.seeds):
+        task, truth = train.tasks[0], np.asarray(test.labels)
+        row: dict[str, Any] = {"set": name, "budget": budget, "seed": seed, "n_train": len(train)}
+        t = time.perf_counter()
+        row["tfidf"] = float(np.mean(np.asarray(tfidf_predict(train, test, seed=seed)[task]) == truth))
+        row["tfidf_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        head = fit_heads(bb, train, xtr, "linear", {"random_state": seed}, seed=seed)[task]
+        row["probe"] = float(head.score(xte, truth))
+        row["probe_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        pred = tfidf_predict(train, test, seed=seed, beside=(xtr, xte), head_params=dict(JOINED_HEAD))[task]
+        row["joined"] = float(np.mean(np.asarray(pred) == truth))
+        row["joined_s"] = time.perf_counter() - t
+        print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
+        rows.append(row)
     return rows
 
 

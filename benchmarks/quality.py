@@ -23,6 +23,7 @@ import json
 import os
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,10 +64,26 @@ def pool(source: str, max_items: int, seed: int = 0) -> Any:
     return ds.subset(np.sort(keep))
 
 
+def seeded_splits(
+    ds: Any, x_all: np.ndarray, budgets: str, seeds: str
+) -> Iterator[tuple[str, int, Any, Any, Any, Any]]:
+    """(budget, seed, train, test, train rows, test rows) for every budget ("4", "16", "all") and seed: this
+    benchmark's seeded 25% split, the rows of `x_all` (features of every item of `ds`) that are each part's."""
+    from headstart.data import split
+
+    index = {h: i for i, h in enumerate(ds.content_hashes())}
+    for budget in budgets.split(","):
+        for seed in [int(s) for s in seeds.split(",")]:
+            per_class = None if budget == "all" else int(budget)
+            train, test = split(ds, test_size=0.25, seed=seed, labels_per_class=per_class)
+            tr = np.asarray([index[h] for h in train.content_hashes()])
+            te = np.asarray([index[h] for h in test.content_hashes()])
+            yield budget, seed, train, test, x_all[tr], x_all[te]
+
+
 def run_set(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     import headstart as hs
     from headstart.backbones import create_backbone
-    from headstart.data import split
     from headstart.evaluation.baselines import baseline_predict
     from headstart.features import extract_features
     from headstart.probe import fit_heads
@@ -77,58 +94,50 @@ def run_set(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     t0 = time.perf_counter()
     x_all = extract_features(bb, ds, progress=True)
     print(f"{name}: {len(ds)} items, features {x_all.shape} in {time.perf_counter() - t0:.0f} s", flush=True)
-    index = {h: i for i, h in enumerate(ds.content_hashes())}
     rows = []
-    for budget in args.budgets.split(","):
-        per_class = None if budget == "all" else int(budget)
-        for seed in [int(s) for s in args.seeds.split(",")]:
-            train, test = split(ds, test_size=0.25, seed=seed, labels_per_class=per_class)
-            xtr = x_all[[index[h] for h in train.content_hashes()]]
-            xte = x_all[[index[h] for h in test.content_hashes()]]
-            ytr, yte = np.asarray(train.labels), np.asarray(test.labels)
-            row: dict[str, Any] = {
-                "set": name,
-                "budget": budget,
-                "seed": seed,
-                "n_train": len(train),
-                "n_test": len(test),
-            }
+    for budget, seed, train, test, xtr, xte in seeded_splits(ds, x_all, args.budgets, args.seeds):
+        ytr, yte = np.asarray(train.labels), np.asarray(test.labels)
+        row: dict[str, Any] = {
+            "set": name,
+            "budget": budget,
+            "seed": seed,
+            "n_train": len(train),
+            "n_test": len(test),
+        }
 
-            t = time.perf_counter()
-            row["baseline"] = float(
-                np.mean(np.asarray(baseline_predict(train, test, train.tasks[0], seed=seed)) == yte)
-            )
-            row["baseline_s"] = time.perf_counter() - t
-            from sklearn.linear_model import LogisticRegression
+        t = time.perf_counter()
+        row["baseline"] = float(np.mean(np.asarray(baseline_predict(train, test, train.tasks[0], seed=seed)) == yte))
+        row["baseline_s"] = time.perf_counter() - t
+        from sklearn.linear_model import LogisticRegression
 
+        t = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            row["sklearn_lr"] = float(LogisticRegression(max_iter=1000).fit(xtr, ytr).score(xte, yte))
+        row["sklearn_lr_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        # fit_heads is the probe's own head fit: for audio it adds features of noisy copies of each clip
+        head = fit_heads(bb, train, xtr, "linear", {"random_state": seed}, seed=seed)[train.tasks[0]]
+        row["probe"] = float(head.score(xte, yte))
+        row["probe_s"] = time.perf_counter() - t
+        row["probe_chosen"] = {k: head.chosen_[k] for k in ("C", "scaling")}
+        if budget in args.auto_budgets.split(","):
             t = time.perf_counter()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                row["sklearn_lr"] = float(LogisticRegression(max_iter=1000).fit(xtr, ytr).score(xte, yte))
-            row["sklearn_lr_s"] = time.perf_counter() - t
+            model = hs.fit(train, test=test, backbone=spec, strategy="auto", seed=seed, refit=False,
+                           baseline=False, progress=False)  # fmt: skip
+            row["auto"] = float(model.report["tasks"][train.tasks[0]]["accuracy"])
+            row["auto_s"] = time.perf_counter() - t
+            row["auto_chosen"] = model.report["chosen"]
+        if budget in args.finetune_budgets.split(","):
             t = time.perf_counter()
-            # fit_heads is the probe's own head fit: for audio it adds features of noisy copies of each clip
-            head = fit_heads(bb, train, xtr, "linear", {"random_state": seed}, seed=seed)[train.tasks[0]]
-            row["probe"] = float(head.score(xte, yte))
-            row["probe_s"] = time.perf_counter() - t
-            row["probe_chosen"] = {k: head.chosen_[k] for k in ("C", "scaling")}
-            if budget in args.auto_budgets.split(","):
-                t = time.perf_counter()
-                model = hs.fit(train, test=test, backbone=spec, strategy="auto", seed=seed, refit=False,
-                               baseline=False, progress=False)  # fmt: skip
-                row["auto"] = float(model.report["tasks"][train.tasks[0]]["accuracy"])
-                row["auto_s"] = time.perf_counter() - t
-                row["auto_chosen"] = model.report["chosen"]
-            if budget in args.finetune_budgets.split(","):
-                t = time.perf_counter()
-                model = hs.fit(train, test=test, backbone=spec, strategy=FINETUNE[name], seed=seed, refit=False,
-                               baseline=False, progress=False)  # fmt: skip
-                row["finetune"] = float(model.report["tasks"][train.tasks[0]]["accuracy"])
-                row["finetune_s"] = time.perf_counter() - t
-                row["finetune_strategy"] = FINETUNE[name]
-            row["load"] = os.getloadavg()[0]
-            print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
-            rows.append(row)
+            model = hs.fit(train, test=test, backbone=spec, strategy=FINETUNE[name], seed=seed, refit=False,
+                           baseline=False, progress=False)  # fmt: skip
+            row["finetune"] = float(model.report["tasks"][train.tasks[0]]["accuracy"])
+            row["finetune_s"] = time.perf_counter() - t
+            row["finetune_strategy"] = FINETUNE[name]
+        row["load"] = os.getloadavg()[0]
+        print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
+        rows.append(row)
     return rows
 
 
