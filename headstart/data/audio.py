@@ -188,7 +188,13 @@ def add_babble(
     return (wave + noise * math.sqrt(power / level / 10 ** (snr_db / 10))).astype(np.float32)
 
 
-BABBLE_TALKERS = 3  # competing speakers in `with_noise(colour="babble")`
+BABBLE_TALKERS = 3  # competing speakers in babble (`with_noise(colour="babble")`, the probe's babble copies)
+
+
+def other_clips(rng: np.random.Generator, n: int, i: int, k: int = BABBLE_TALKERS) -> list[int]:
+    """`k` (at most n - 1) distinct indices among `n` clips, never `i`: the talkers of clip `i`'s babble."""
+    picked = rng.choice(n - 1, min(k, n - 1), replace=False) if n > 1 else []
+    return [int(j) + (int(j) >= i) for j in picked]
 
 
 def with_noise(ds: Any, snr_db: float, *, seed: int = 0, sample_rate: int = 16_000, colour: str = "white") -> Any:
@@ -204,17 +210,18 @@ def with_noise(ds: Any, snr_db: float, *, seed: int = 0, sample_rate: int = 16_0
         raise DataError(f"{ds.source}: noise can only be added to audio data, not {ds.modality}")
     if colour not in (*NOISE_COLOURS, "babble"):
         raise ValueError(f"noise colour must be one of {', '.join(NOISE_COLOURS)}, babble, not {colour!r}")
-    waves = [load_audio(item, sample_rate) for item in ds.items]
-    if colour == "babble" and len(waves) < 2:
-        raise DataError(f"{ds.source}: babble mixes other clips of the data in, and it holds only {len(waves)}")
+    babble = colour == "babble"
+    if babble and len(ds.items) < 2:
+        raise DataError(f"{ds.source}: babble mixes other clips of the data in, and it holds only {len(ds.items)}")
+    waves = [load_audio(item, sample_rate) for item in ds.items] if babble else None  # the talkers: every clip
     items = []
-    for i, wave in enumerate(waves):
+    for i, item in enumerate(ds.items):
         rng = np.random.default_rng([seed, i, int(round(snr_db * 100)) & 0xFFFFFFFF])
-        if colour == "babble":
-            picked = rng.choice(len(waves) - 1, min(BABBLE_TALKERS, len(waves) - 1), replace=False)
-            items.append(add_babble(wave, [waves[j + (j >= i)] for j in picked], snr_db, rng, sample_rate))
+        if waves is not None:
+            talkers = [waves[j] for j in other_clips(rng, len(waves), i)]
+            items.append(add_babble(waves[i], talkers, snr_db, rng, sample_rate))
         else:
-            items.append(add_noise(wave, snr_db, rng, sample_rate, colour))
+            items.append(add_noise(load_audio(item, sample_rate), snr_db, rng, sample_rate, colour))
     return Dataset(
         modality="audio",
         items=items,

@@ -71,7 +71,6 @@ class AudioAugment:
 
 
 BABBLE = "babble"  # a "colour" of the probe's copies: other training clips as competing speech
-BABBLE_TALKERS = 3
 
 
 def noisy_copy(

@@ -49,9 +49,9 @@ def training_views(
 def audio_views(backbone: Backbone, ds: Dataset, *, seed: int = 0, copies: int = AUDIO_COPIES) -> Dataset:
     """The augmented copies as an in-memory audio Dataset of waveforms at the backbone's rate (deterministic for a
     given seed, so their content hashes, and the feature cache, match from one call to the next)."""
-    from headstart.data.audio import load_audio
+    from headstart.data.audio import load_audio, other_clips
     from headstart.errors import DataError
-    from headstart.features.audio_augment import BABBLE_TALKERS, PROBE_LEVEL, noisy_copy
+    from headstart.features.audio_augment import PROBE_LEVEL, noisy_copy
 
     # the rate the backbone reads waveforms at; backbones without audio preprocessing (features:log-mel) read 16 kHz
     rate = int(getattr(getattr(backbone, "audio_preprocessing", None), "sample_rate", 16_000))
@@ -64,13 +64,8 @@ def audio_views(backbone: Backbone, ds: Dataset, *, seed: int = 0, copies: int =
     items: list[Any] = []
     where: list[str] = []
 
-    def others(i: int) -> Any:  # BABBLE_TALKERS other clips of the training part, for competing speech
-        def draw(rng: np.random.Generator) -> list[np.ndarray]:
-            k = min(BABBLE_TALKERS, len(waves) - 1)
-            picked = rng.choice(len(waves) - 1, k, replace=False) if k > 0 else []
-            return [waves[j + (j >= i)] for j in picked]
-
-        return draw
+    def others(i: int) -> Any:  # other clips of the training part, for babble copies
+        return lambda rng: [waves[j] for j in other_clips(rng, len(waves), i)]
 
     for copy in range(copies):
         for i, wave in enumerate(waves):
