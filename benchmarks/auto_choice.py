@@ -27,12 +27,11 @@ RESULTS = Path(__file__).parent / "results" / "auto_choice.json"
 
 
 def run(name: str, budget: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    from quality import SETS, pool
+
     from headstart import autofit
     from headstart.data import split
     from headstart.runs import partition
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    from quality import SETS, pool
 
     source, spec = SETS[name]
     ds = pool(source, args.max_items)
@@ -41,7 +40,8 @@ def run(name: str, budget: str, seed: int, args: argparse.Namespace) -> dict[str
     common = {"seed": seed, "batch_size": 32, "progress": False, "class_weight": None}
     part = partition(train, test=test, seed=seed, refit=False)
     rows = []
-    for cand in autofit.candidates(train, [spec], None):
+    pool_ = autofit.candidates(train, [spec], None)
+    for cand in pool_:
         if cand.note:
             continue
         t0 = time.perf_counter()
@@ -50,7 +50,7 @@ def run(name: str, budget: str, seed: int, args: argparse.Namespace) -> dict[str
         test_acc = float(model.report["tasks"][train.tasks[0]]["accuracy"])
         rows.append({"name": cand.name, "kind": cand.kind, "head": cand.head, "spec": cand.spec,
                      "folds": cand.fold_accuracy, "test": test_acc, "seconds": time.perf_counter() - t0})  # fmt: skip
-    default = autofit._default_candidate([c for c in autofit.candidates(train, [spec], None)])
+    default = autofit._default_candidate(pool_)
     return {"set": name, "budget": budget, "seed": seed, "n_train": len(train), "n_test": len(test),
             "default": default.name if default else None, "candidates": rows}  # fmt: skip
 

@@ -188,7 +188,8 @@ def add_babble(
     return (wave + noise * math.sqrt(power / level / 10 ** (snr_db / 10))).astype(np.float32)
 
 
-BABBLE_TALKERS = 3  # competing speakers in babble (`with_noise(colour="babble")`, the probe's babble copies)
+BABBLE = "babble"  # competing speech: a noise "colour" made of other clips (`with_noise`, the probe's copies)
+BABBLE_TALKERS = 3  # the other clips mixed into one
 
 
 def other_clips(rng: np.random.Generator, n: int, i: int, k: int = BABBLE_TALKERS) -> list[int]:
@@ -208,9 +209,9 @@ def with_noise(ds: Any, snr_db: float, *, seed: int = 0, sample_rate: int = 16_0
 
     if ds.modality != "audio":
         raise DataError(f"{ds.source}: noise can only be added to audio data, not {ds.modality}")
-    if colour not in (*NOISE_COLOURS, "babble"):
-        raise ValueError(f"noise colour must be one of {', '.join(NOISE_COLOURS)}, babble, not {colour!r}")
-    babble = colour == "babble"
+    if colour not in (*NOISE_COLOURS, BABBLE):
+        raise ValueError(f"noise colour must be one of {', '.join(NOISE_COLOURS)}, {BABBLE}, not {colour!r}")
+    babble = colour == BABBLE
     if babble and len(ds.items) < 2:
         raise DataError(f"{ds.source}: babble mixes other clips of the data in, and it holds only {len(ds.items)}")
     waves = [load_audio(item, sample_rate) for item in ds.items] if babble else None  # the talkers: every clip
@@ -234,7 +235,7 @@ def with_noise(ds: Any, snr_db: float, *, seed: int = 0, sample_rate: int = 16_0
 
 
 def _noise_name(colour: str) -> str:
-    return "noise" if colour == "white" else "babble" if colour == "babble" else f"{colour} noise"
+    return "noise" if colour == "white" else BABBLE if colour == BABBLE else f"{colour} noise"
 
 
 @lru_cache(maxsize=8)

@@ -70,9 +70,6 @@ class AudioAugment:
         return _shift(window, shift)
 
 
-BABBLE = "babble"  # a "colour" of the probe's copies: other training clips as competing speech
-
-
 def noisy_copy(
     wave: np.ndarray,
     rng: np.random.Generator,
@@ -84,7 +81,7 @@ def noisy_copy(
     would be): speed, gain, noise (with probability `noise_p`), then a time shift of the clip inside the backbone's
     centred window, made by zero-padding one end with twice the shift. Where the level's colours hold BABBLE,
     `talkers(rng)` gives the other recordings that make the competing speech."""
-    from headstart.data.audio import add_babble, add_noise, resample
+    from headstart.data.audio import BABBLE, add_babble, add_noise, resample
 
     factor = rng.uniform(*level.speed)
     if abs(factor - 1.0) > 0.005:
