@@ -132,7 +132,8 @@ def main() -> None:
                                         for c in last["candidates"]}, ensure_ascii=False), flush=True)  # fmt: skip
                     args.out.write_text(json.dumps(saved, indent=1, ensure_ascii=False) + "\n")
     saved["analysis"] = analyse(saved["runs"])
-    saved["command"] = "python benchmarks/auto_choice.py " + " ".join(sys.argv[1:])
+    if not args.analyse:  # --analyse replays the saved runs: the command that made them stays recorded
+        saved["command"] = "python benchmarks/auto_choice.py " + " ".join(sys.argv[1:])
     args.out.write_text(json.dumps(saved, indent=1, ensure_ascii=False) + "\n")
     for rule, figures in saved["analysis"].items():
         print(rule, json.dumps({k: v for k, v in figures.items() if k != "per_cell"}))
