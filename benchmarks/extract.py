@@ -190,7 +190,7 @@ def fit_twice(ds: Dataset) -> dict:
     runs = []
     for _ in range(2):
         t = time.perf_counter()
-        model = api.fit(ds, backbone=TEXT_SPEC, baseline=False, progress=False)
+        model = api.fit(ds, backbone=TEXT_SPEC, strategy="probe", baseline=False, progress=False)
         wall = time.perf_counter() - t
         runs.append(
             {

@@ -116,7 +116,7 @@ def bench_model(spec: str, cfg: dict, sizes: dict, work: Path) -> dict:
     train, test = split(ds, sizes["per_class"], sizes["test"])
     model_dir = work / spec.replace(":", "_").replace("/", "_")
     started = time.perf_counter()
-    hs.fit(train, backbone=spec, out=model_dir, test_size=0, baseline=False, progress=False)
+    hs.fit(train, backbone=spec, out=model_dir, strategy="probe", test_size=0, baseline=False, progress=False)
     fit_s = time.perf_counter() - started
     log(f"{spec}: probe fitted on {len(train)} items in {fit_s:.0f} s; exporting fp32")
     fp32 = export_onnx(model_dir, work / "fp32", check=test)

@@ -92,7 +92,8 @@ def fit_probe(folder: Path) -> Path:
     from headstart import api
 
     out = folder / "bbc"
-    api.fit("samples:bbc-news", backbone="st:all-MiniLM-L6-v2", labels_per_class=16, out=out, progress=False)
+    api.fit("samples:bbc-news", backbone="st:all-MiniLM-L6-v2", strategy="probe", labels_per_class=16, out=out,
+            progress=False)  # fmt: skip
     return out
 
 

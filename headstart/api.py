@@ -142,7 +142,7 @@ def fit(
     data: Any,
     *,
     backbone: str | list[str] | None = None,
-    head: str = "linear",
+    head: str | None = None,
     out: str | Path | None = None,
     test: Any = None,
     test_size: float = 0.25,
@@ -157,7 +157,7 @@ def fit(
     batch_size: int = 32,
     baseline: bool = True,
     progress: bool = True,
-    strategy: str = "probe",
+    strategy: str | None = None,
     time_budget: float | None = None,
     task: str = "classify",
     engine: str | None = None,
@@ -173,10 +173,13 @@ def fit(
     The returned model carries `report` (metrics, the baseline on the same items, timing, which items trained it);
     with `out`, the model is saved there as a bundle with report.json, report.md and confusion-matrix PNGs.
 
-    `strategy`: "probe" (frozen features, tuned head), "setfit" (contrastive tuning of a text encoder, then the
-    probe), "auto" (candidate recipes compared by cross-validation within `time_budget` seconds, several backbones
-    when `backbone` is a list; see `headstart.autofit`), or a fine-tuning strategy (finetune, gradual, layer-decay,
-    lora) that trains the backbone too: see `headstart.finetuning.finetune` for `options` (epochs, lr, ...).
+    `strategy`: "auto" (candidate recipes compared by cross-validation, the simple baseline among them, within
+    `time_budget` seconds for the costly ones; several backbones when `backbone` is a list; see
+    `headstart.autofit`), "probe" (frozen features, tuned head), "setfit" (contrastive tuning of a text encoder,
+    then the probe), or a fine-tuning strategy (finetune, gradual, layer-decay, lora) that trains the backbone too:
+    see `headstart.finetuning.finetune` for `options` (epochs, lr, ...). Without `strategy`: "auto", or "probe"
+    where `head` / `head_params` name one head's recipe (`default_strategy`), or where a class has a single
+    training item, too few to compare recipes on (the report says so).
 
     `task="seq2seq"` or `"transcribe"`: a sequence model fine-tuned on (source, target) pairs instead, returned as a
     `SequenceModel` (strategy full, decoder or lora); see `headstart.sequencing.fit_sequence` for `options`.
@@ -186,15 +189,19 @@ def fit(
     from headstart.runs import open_run
 
     if task != "classify":
-        classify_only = {"head": head != "linear", "refit": not refit, "labels_per_class": labels_per_class,
+        classify_only = {"head": head is not None, "refit": not refit, "labels_per_class": labels_per_class,
                          "text_column": text_column, "label_columns": label_columns, "class_weight": class_weight,
                          "head_params": head_params, "time_budget": time_budget}  # fmt: skip
         return _fit_sequence(data, task, [k for k, v in classify_only.items() if v], backbone=backbone, out=out,
                              test=test, test_size=test_size, seed=seed, strict=strict, batch_size=batch_size,
                              baseline=baseline, progress=progress, strategy=strategy, **options)  # fmt: skip
 
+    chosen_by_default = strategy is None
+    strategy = default_strategy(head, head_params) if strategy is None else strategy
     if strategy != "auto" and not (isinstance(backbone, str) or backbone is None) and len(backbone) > 1:
         raise TypeError("several backbones need strategy='auto', which compares them")
+    if strategy != "auto" and time_budget is not None:
+        raise TypeError(f"time_budget applies to strategy='auto', not {strategy!r}")
     run = open_run(
         data,
         backbone=backbone,
@@ -207,8 +214,11 @@ def fit(
         label_columns=label_columns,
         strict=strict,
     )
+    note = None
+    if chosen_by_default and strategy == "auto" and not comparable(run.part.train):
+        strategy, note = "probe", "the probe: a class has a single training item, too few for auto to compare recipes"
     recipe = {
-        "head": head,
+        "head": head or "linear",
         "head_params": head_params,
         "class_weight": class_weight,
         "common": {"seed": seed, "batch_size": batch_size, "baseline": baseline, "progress": progress},
@@ -221,6 +231,8 @@ def fit(
         else:
             model = _probe(run, strategy, recipe, options)
     model.report.setdefault("timing_s", {})["load"] = run.load_s
+    if note is not None:
+        model.report["strategy_note"] = note
     if out is not None:
         if "leaderboard" in model.report:
             from headstart.autofit import leaderboard_png
@@ -232,18 +244,36 @@ def fit(
     return model
 
 
+def default_strategy(head: str | None, head_params: dict[str, Any] | None) -> str:
+    """The strategy of a `fit` that names none: "auto", which compares recipes (the baseline among them), unless a
+    head or its settings were given: they name one recipe, the probe's."""
+    return "probe" if head is not None or head_params else "auto"
+
+
+def comparable(train: Any) -> bool:
+    """Whether `auto` can cross-validate on `train`: at least 2 items in every class of every label column."""
+    from collections import Counter
+
+    return all(min(Counter(str(v) for v in train.targets[t]).values()) >= 2 for t in train.tasks)
+
+
 def _fit_sequence(data: Any, task: str, refused: list[str], *, strategy: str, **options: Any) -> Any:
     """`fit(task="seq2seq" | "transcribe")`: the sequence recipe; options that only classify are refused."""
     from headstart.sequencing import fit_sequence
 
     if refused:
         raise TypeError(f"{', '.join(refused)}: classification options, not for task={task!r}")
-    return fit_sequence(data, task=task, strategy="full" if strategy == "probe" else strategy, **options)
+    return fit_sequence(data, task=task, strategy="full" if strategy in (None, "probe") else strategy, **options)
 
 
 def _auto(run: Any, recipe: dict[str, Any], time_budget: float | None, options: dict[str, Any]) -> TransferModel:
     from headstart.autofit import fit_auto
 
+    if options and time_budget is None:
+        raise TypeError(
+            f"fit() options {', '.join(sorted(options))} only reach strategy 'auto' through its fine-tuning "
+            "candidates, which run with a time_budget; give one, or choose a fine-tuning strategy"
+        )
     return fit_auto(
         run.data,
         run.part,

@@ -99,7 +99,8 @@ def candidates(ds: Dataset, backbones: list[str], budget: float | None) -> list[
         if len(ds) >= MLP_FROM:
             out.append(Candidate(f"{spec} + MLP head", "probe", spec, "mlp"))
         if base is not None:
-            out.append(Candidate(f"{spec} ⊕ baseline features + linear head", "probe", f"concat:{spec} + {base[0]}"))
+            joined = f"{spec} + {base[0]}" if spec.startswith("concat:") else f"concat:{spec} + {base[0]}"
+            out.append(Candidate(f"{spec} ⊕ baseline features + linear head", "probe", joined))
         elif ds.modality == "text":  # the baseline's TF-IDF is fitted to the texts: refitted in every fold
             out.append(Candidate(f"{spec} ⊕ TF-IDF features + linear head", "joined", spec, "linear", JOINED_HEAD))
     for spec in backbones:
@@ -141,10 +142,11 @@ def fit_auto(
         t0 = time.perf_counter()
         try:
             _score(cand, part.train, folds, common, time_budget, spent, finetune_options or {})
-        except Exception as exc:  # one candidate failing (e.g. a backbone that cannot fine-tune) is a row, not a stop
+        except Exception as exc:  # a costly candidate failing (a backbone that cannot fine-tune) is a row, not a stop
             from headstart.errors import HeadstartError
 
-            if not isinstance(exc, (HeadstartError, ValueError, RuntimeError)):
+            # a cheap candidate's failure is the user's (an unknown backbone, data it cannot read): said, not hidden
+            if cand.kind not in COSTLY or not isinstance(exc, (HeadstartError, ValueError, RuntimeError)):
                 raise
             cand.note = f"failed: {str(exc).splitlines()[0][:160]}"
         cand.seconds = time.perf_counter() - t0

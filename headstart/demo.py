@@ -108,7 +108,7 @@ def _one_budget(
     label = "all" if budget is None else str(budget)
     # refit=False: the saved model is the one scored, so the "unseen" examples shown really are unseen by it
     common = {"backbone": backbone, "labels_per_class": budget, "seed": seed, "progress": progress, "refit": False}
-    probe = api.fit(ds, **common)
+    probe = api.fit(ds, strategy="probe", **common)
     auto = api.fit(ds, strategy="auto", baseline=False, **common, out=out)
     m, a = probe.report["tasks"]["label"], auto.report["tasks"]["label"]
     row = {

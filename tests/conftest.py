@@ -290,5 +290,6 @@ def text_model_dir(tiny_st_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
 
     texts, labels = make_texts(40)
     out = tmp_path_factory.mktemp("text-model") / "news"
-    hs.fit(from_arrays(texts, labels), backbone=f"st:{tiny_st_dir}", out=out, progress=False, baseline=False)
+    hs.fit(from_arrays(texts, labels), backbone=f"st:{tiny_st_dir}", out=out, strategy="probe", progress=False,
+           baseline=False)  # fmt: skip
     return out

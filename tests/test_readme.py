@@ -65,12 +65,16 @@ def check_fit(command: list[str], output: str, workdir: Path) -> None:
     if option(command, "--labels-per-class"):
         assert str(report["labels_per_class"]) == option(command, "--labels-per-class")
     strategy, backbone = option(command, "--strategy"), option(command, "--backbone")
+    if strategy is None:  # fit's default: auto, unless --head names the probe's recipe
+        strategy = "probe" if option(command, "--head") else "auto"
+    assert report["strategy"] == strategy
     manifest = json.loads((out / "headstart.json").read_text())
     if strategy == "finetune":  # the tuned backbone is saved beside the head
         assert manifest["backbone"]["weights"] and (out / manifest["backbone"]["weights"]).is_file()
     elif strategy == "auto":
         chosen = [row["name"] for row in report["leaderboard"] if row["chosen"]]
         assert chosen == [report["chosen"]] and len(report["leaderboard"]) >= 3
+        assert any(row["name"].startswith("baseline:") and row["cv_accuracy"] for row in report["leaderboard"])
     elif backbone is not None and not backbone.startswith("local:"):
         assert report["backbone"] == backbone and manifest["backbone"]["weights"] is None
     if option(command, "--test-size") == "0":  # trained on every label; scored by cross-validation
@@ -226,14 +230,16 @@ RUNS_UNTIL_STOPPED = {"serve"}  # their check starts them, uses them and stops t
 
 
 def check_api_block(namespace: dict[str, Any], printed: str, workdir: Path) -> None:
-    model, best, same, features = (namespace[k] for k in ("model", "best", "same", "features"))
+    model, probe, same, features = (namespace[k] for k in ("model", "probe", "same", "features"))
     task = model.report["tasks"]["label"]
     assert_above_chance(task)
     assert task["baseline"]["n"] == task["n"]  # the baseline is scored on the same items
     assert model.predict(["The striker scored twice in the second half"])[0].startswith("sport")
     assert (workdir / "runs" / "bbc-api" / "headstart.json").is_file()
-    chosen = [row["name"] for row in best.report["leaderboard"] if row["chosen"]]
-    assert chosen == [best.report["chosen"]] and (workdir / "runs" / "bbc-auto" / "headstart.json").is_file()
+    chosen = [row["name"] for row in model.report["leaderboard"] if row["chosen"]]  # fit's default: auto
+    assert chosen == [model.report["chosen"]] and model.report["strategy"] == "auto"
+    assert probe.report["strategy"] == "probe" and probe.backbone_spec == "st:all-MiniLM-L6-v2"
+    assert (workdir / "runs" / "bbc-probe-api" / "headstart.json").is_file()
     texts = ["Shares fell sharply", "The match ended in a draw"]
     np.testing.assert_allclose(same.predict_proba(texts), model.predict_proba(texts), atol=1e-5)  # saved = fitted
     assert features.shape == (2, 384) and features.dtype == np.float32 and not np.allclose(features[0], features[1])

@@ -24,12 +24,16 @@ def fit(
     ),
     out: Path = typer.Option(..., "--out", "-o", help="folder for the saved model and its report"),
     strategy: o.Strategy = typer.Option(
-        "probe",
+        None,
         "--strategy",
-        help="probe: frozen backbone, cached features; auto: compare recipes by CV; setfit: contrastive text tuning; "
-        "the others fine-tune the backbone",
+        help="auto (the default; probe when --head is given): compare recipes by CV, the baseline among them; probe: "
+        "frozen backbone, cached features, one tuned head; setfit: contrastive text tuning; the others fine-tune "
+        "the backbone",
+        show_default=False,
     ),
-    head: o.HeadKind = typer.Option("linear", "--head", help="linear (softmax) or mlp (Dense, relu), tuned by CV"),
+    head: o.HeadKind = typer.Option(
+        None, "--head", help="the probe's head: linear (softmax) or mlp (Dense, relu), tuned by CV [default: linear]"
+    ),
     labels_per_class: int = typer.Option(None, "--labels-per-class", help="keep only N labelled items per class"),
     seed: int = typer.Option(0, "--seed"),
     test: str = typer.Option(None, "--test", help="a separate labelled set to score on, instead of a split"),
@@ -121,20 +125,28 @@ def fit(
         return sequence.fit(ctx, task.value)
     sequence.refuse_sequence_options(ctx, "classification")
     scale = o.scale(ctx, engine, workers, gpus_per_worker)
-    if strategy.value not in ("probe", "auto"):
+    name = strategy.value if strategy is not None else ("probe" if head is not None else "auto")
+    if name not in ("probe", "auto"):
         o.refuse(o.given(ctx, "engine", "workers", "gpus_per_worker"), "apply to --strategy probe and auto")
     tuning = ("epochs", "lr", "augment", "weight_decay", "dropout", "label_smoothing", "l2sp", "patience")
     tuning += ("val_size", "accumulate", "resume", *o.DISTRIBUTED)
     extra = o.parse_settings(settings)
-    if strategy.value in ("probe", "setfit"):
-        allowed = SETFIT_OPTIONS if strategy.value == "setfit" else set()
+    if name in ("probe", "setfit"):
+        allowed = SETFIT_OPTIONS if name == "setfit" else set()
         o.refuse(
             [n for n in o.given(ctx, *tuning) if n not in allowed] + sorted(k for k in extra if k not in allowed),
             f"only apply to fine-tuning; choose --strategy {', '.join(o.FINETUNING[:-1])} or {o.FINETUNING[-1]}",
         )
-    o.refuse(o.given(ctx, "resume") if strategy.value == "auto" else [], "continues one fine-tuning run, not auto")
-    o.refuse(o.given(ctx, "time_budget") if strategy.value != "auto" else [], "only applies to --strategy auto")
-    if backbone and len(backbone) > 1 and strategy.value != "auto":
+    o.refuse(o.given(ctx, "resume") if name == "auto" else [], "continues one fine-tuning run, not auto")
+    if name == "auto" and time_budget is None:
+        o.refuse(
+            [n for n in o.given(ctx, *tuning) if n != "resume"] + sorted(extra),
+            "reach --strategy auto (the default) only through its fine-tuning candidates, which run with "
+            f"--time-budget; give one, or choose --strategy {', '.join(o.FINETUNING[:-1])} or {o.FINETUNING[-1]}",
+        )
+    o.refuse(o.given(ctx, "time_budget") if name != "auto" else [], "only applies to --strategy auto")
+    o.refuse(o.given(ctx, "head") if name == "auto" else [], "names one head; --strategy auto compares heads itself")
+    if backbone and len(backbone) > 1 and name != "auto":
         raise o.NotApplicable("several --backbone need --strategy auto, which compares them")
     o.refuse(o.given(ctx, "test_size") if test else [], "does not apply with --test, which is scored instead")
     if test_size < 0 or test_size >= 1:
@@ -157,7 +169,7 @@ def fit(
     model = api.fit(
         ds,
         backbone=specs[0] if len(specs) == 1 else specs,
-        head=head.value,
+        head=head.value if head is not None else None,
         out=out,
         labels_per_class=labels_per_class,
         seed=seed,
@@ -169,7 +181,7 @@ def fit(
         baseline=baseline,
         batch_size=batch_size,
         progress=fmt.value == "table",
-        strategy=strategy.value,
+        strategy=strategy.value if strategy is not None else None,
         **scale,
         **options,
     )
@@ -180,6 +192,8 @@ def fit(
     if "leaderboard" in model.report:
         console.print(leaderboard_table(model.report))
     console.print(metrics_table(model.report))
+    if note := model.report.get("strategy_note"):
+        console.print(f"recipe: {escape(str(note))}", highlight=False)
     for key, words in (("accuracy_from", "accuracy measured on"), ("trained_on", "the saved model learned from")):
         if key in model.report:
             console.print(f"{words} {escape(str(model.report[key]))}", highlight=False)
@@ -468,8 +482,8 @@ def baseline_warnings(report: dict[str, Any]) -> list[str]:
             advice = "another --strategy or more epochs" if strategy != "probe" else "fine-tuning (--strategy finetune)"
             if strategy != "auto":  # auto compared the baseline, and the backbone's features joined with it, already
                 advice = (
-                    f"--strategy auto (it compares the baseline itself, and the backbone's features joined with the "
-                    f"baseline's, with this recipe by cross-validation and keeps the best), {advice}"
+                    f"--strategy auto, fit's default (it compares the baseline itself, and the backbone's features "
+                    f"joined with the baseline's, with this recipe by cross-validation and keeps the best), {advice}"
                 )
             lines.append(
                 f"the baseline ({b['name']}) is {100 * gap:.1f} points more accurate than this model{where} on the "

@@ -65,6 +65,8 @@ class AudioGraph(ExportGraph):
         return self.outputs(self.backbone.embed(waveforms))
 
 
+# `fit`'s default (auto) may save such a model: the simple baseline, or a backbone's features joined with its
+PROBE_HINT = "`headstart fit --strategy probe` fits the pretrained backbone's own model, which export holds"
 GRAPHS = {"image": ImageGraph, "text": TextGraph, "audio": AudioGraph}
 INPUTS = {"image": ("images",), "text": ("input_ids", "attention_mask"), "audio": ("waveforms",)}
 # the axes that vary between calls: the batch always, the sequence for text
@@ -84,10 +86,17 @@ def build_graph(model: Any) -> ExportGraph:
     if getattr(backbone, "parts", None):
         raise ExportError(
             f"{model.backbone_spec}: its features join several backbones' ({', '.join(p.spec for p in backbone.parts)}"
-            "), which one ONNX graph does not hold; export a model on one backbone"
+            f"), which one ONNX graph does not hold; export a model on one backbone ({PROBE_HINT})"
+        )
+    if backbone.preprocessing.get("kind") == "featurizer":  # pixels, log-mel, TF-IDF: numpy / scikit-learn code
+        raise ExportError(
+            f"{model.backbone_spec}: the simple baseline's hand-made features are computed in Python, not by a "
+            f"network; they cannot be put in an ONNX graph ({PROBE_HINT})"
         )
     if not isinstance(getattr(backbone, "module", None), nn.Module) or not hasattr(backbone, "embed"):
-        raise ExportError(f"{model.backbone_spec}: this backbone is not a PyTorch network; it cannot be exported")
+        raise ExportError(
+            f"{model.backbone_spec}: this backbone is not a PyTorch network; it cannot be exported ({PROBE_HINT})"
+        )
     if modality == "audio" and getattr(backbone, "_collate", None) is not None:
         raise ExportError(
             f"{model.backbone_spec}: its batches go through a Hugging Face feature extractor in Python, which cannot "

@@ -17,7 +17,9 @@ from tests.conftest import make_texts
 def digits_model(digits_small, tmp_path_factory):
     images, labels = digits_small
     out = tmp_path_factory.mktemp("run") / "digits"
-    model = hs.fit(from_arrays(images, labels), backbone="headstart:tiny-cnn", out=out, progress=False)
+    model = hs.fit(
+        from_arrays(images, labels), backbone="headstart:tiny-cnn", out=out, progress=False, strategy="probe"
+    )
     return model, out
 
 
@@ -184,7 +186,9 @@ def test_no_backbone_path_leads_out_of_the_model_folder(tmp_path, digits_model, 
     source = tmp_path / "pretrained"
     shutil.copytree(out, source)
     images, labels = digits_small
-    model = hs.fit(from_arrays(images, labels), backbone=f"local:{source}", out=tmp_path / "m", progress=False)
+    model = hs.fit(
+        from_arrays(images, labels), backbone=f"local:{source}", out=tmp_path / "m", strategy="probe", progress=False
+    )
     expected = model.predict(list(images[:5]))
     shutil.rmtree(source)
     saved = json.loads((tmp_path / "m" / "headstart.json").read_text())

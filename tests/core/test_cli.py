@@ -169,13 +169,29 @@ def test_a_baseline_clearly_ahead_of_the_model_is_pointed_out():
 
     (line,) = baseline_warnings(report(0.882, 0.944, 450))  # the digits run at 64 px, 20 labels per class
     assert line.startswith("the baseline (raw pixels + logistic regression) is 6.2 points more accurate")
-    assert "try --strategy auto (it compares the baseline itself" in line and "--strategy finetune" in line
+    assert "try --strategy auto, fit's default (it compares the baseline" in line and "--strategy finetune" in line
     auto = {**report(0.882, 0.944, 450), "strategy": "auto"}  # auto weighed the baseline already: not suggested again
     (line,) = baseline_warnings(auto)
     assert "--strategy auto" not in line and "another --strategy" in line
     assert baseline_warnings(report(0.90, 0.92, 450)) == []  # within noise on 450 items
     assert baseline_warnings(report(0.95, 0.93, 450)) == []
     assert baseline_warnings({"tasks": {"label": {"accuracy": 0.5, "n": 10}}}) == []  # no baseline fitted
+
+
+def test_fit_compares_recipes_by_default_through_the_entry_point(image_folder, tmp_path) -> None:
+    tiny = ("--backbone", "headstart:tiny-cnn")
+    proc = _installed("fit", str(image_folder), *tiny, "--out", str(tmp_path / "auto"))
+    assert proc.returncode == 0, proc.stderr
+    assert "candidates, by cross-validation on 18 training items" in proc.stdout and "fit (auto)" in proc.stdout
+    report = json.loads((tmp_path / "auto" / "report.json").read_text())
+    assert report["strategy"] == "auto" and (tmp_path / "auto" / "leaderboard.png").is_file()
+    baseline = next(r for r in report["leaderboard"] if r["name"].startswith("baseline:"))
+    assert baseline["cv_accuracy"] is not None  # the simple recipe is a candidate of the default
+    proc = _installed("fit", str(image_folder), *tiny, "--head", "linear", "--out", str(tmp_path / "probe"))
+    assert proc.returncode == 0, proc.stderr
+    assert "candidates" not in proc.stdout and "fit: " in proc.stdout
+    report = json.loads((tmp_path / "probe" / "report.json").read_text())
+    assert report["strategy"] == "probe" and report["backbone"] == "headstart:tiny-cnn"
 
 
 def _installed(*args: str) -> subprocess.CompletedProcess:
@@ -193,12 +209,14 @@ def _installed(*args: str) -> subprocess.CompletedProcess:
         ((["fit", "samples:digits", "--out", "x", "--bogus"]), "No such option: --bogus"),
         ((["fit", "samples:digits", "--out", "x", "--seed", "many"]), "Invalid value for '--seed'"),
         ((["nocommand"]), "No such command 'nocommand'"),
-        ((["fit", "samples:digits", "--out", "x", "--epochs", "3"]), "--epochs only apply to fine-tuning"),
+        ((["fit", "samples:digits", "-o", "x", "--strategy", "probe", "--epochs", "3"]), "--epochs only apply to fine"),
+        ((["fit", "samples:digits", "-o", "x", "--epochs", "3"]), "--epochs reach --strategy auto (the default) only"),
+        ((["fit", "samples:digits", "-o", "x", "--strategy", "auto", "--head", "mlp"]), "--head names one head"),
         ((["fit", "samples:digits", "--out", "x", "--test-size", "1.5"]), "is not in [0, 1)"),
         # options that do not apply: refused before anything loads
-        ((["fit", "samples:digits", "--out", "x", "--distributed-strategy", "ddp"]), "--distributed-strategy only"),
-        ((["fit", "samples:digits", "--out", "x", "-b", "a", "-b", "b"]), "several --backbone need --strategy auto"),
-        ((["fit", "samples:digits", "--out", "x", "--time-budget", "9"]), "--time-budget only applies to --strategy"),
+        ((["fit", "samples:digits", "-o", "x", "--head", "mlp", "--distributed-strategy", "ddp"]), "--distributed-st"),
+        ((["fit", "samples:digits", "-o", "x", "--head", "mlp", "-b", "a", "-b", "b"]), "several --backbone need"),
+        ((["fit", "samples:digits", "-o", "x", "--strategy", "probe", "--time-budget", "9"]), "--time-budget only"),
         ((["fit", "samples:digits", "--out", "x", "--test", "t", "--test-size", "0.3"]), "does not apply with --test"),
         ((["pretrain", "samples:digits", "-m", "gan", "-o", "x", "--budgets", "2"]), "--budgets only apply with"),
         ((["pretrain", "samples:digits", "-m", "gan", "-o", "x", "--strategy", "ddp"]), "No such option: --strategy"),

@@ -26,7 +26,8 @@ def image_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     images, labels = image_arrays(60)
     out = tmp_path_factory.mktemp("export-image") / "model"
-    hs.fit(from_arrays(list(images), labels), backbone="headstart:tiny-cnn", out=out, progress=False, baseline=False)
+    hs.fit(from_arrays(list(images), labels), backbone="headstart:tiny-cnn", out=out, strategy="probe", progress=False,
+           baseline=False)  # fmt: skip
     return out
 
 

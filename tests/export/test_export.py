@@ -101,7 +101,7 @@ def test_audio_export_parity(backbone: str, tmp_path: Path) -> None:
     waves = [(a * rng.standard_normal(16000)).astype(np.float32) for a in (0.02, 0.3) * 6]
     labels = ["quiet", "loud"] * 6
     model_dir = tmp_path / "audio-model"
-    hs.fit(from_arrays(waves, labels, modality="audio"), backbone=backbone, out=model_dir,
+    hs.fit(from_arrays(waves, labels, modality="audio"), backbone=backbone, out=model_dir, strategy="probe",
            progress=False, baseline=False)  # fmt: skip
     # the random logmel-cnn's features differ by ~2e-6 and its 12-item head is steep: probabilities by up to ~2e-5,
     # inside the default tolerance (1e-4)
@@ -189,9 +189,15 @@ def test_a_model_on_joined_features_is_refused_clearly(tmp_path: Path) -> None:
 
     images, labels = image_arrays(30)
     joined = "concat:headstart:tiny-cnn + features:pixels?side=8"
-    hs.fit(from_arrays(list(images), labels), backbone=joined, out=tmp_path / "m", progress=False, baseline=False)
+    data = from_arrays(list(images), labels)
+    hs.fit(data, backbone=joined, out=tmp_path / "m", strategy="probe", progress=False, baseline=False)
     with pytest.raises(ExportError, match="join several backbones' .*headstart:tiny-cnn, features:pixels"):
         export_onnx(tmp_path / "m", tmp_path / "onnx")
+    assert not (tmp_path / "onnx").exists()
+    # the simple baseline as a model (fit's default, auto, may save one): refused, with the way to an exportable one
+    hs.fit(data, backbone="features:pixels?side=8", out=tmp_path / "b", strategy="probe", progress=False)
+    with pytest.raises(ExportError, match="hand-made features .*headstart fit --strategy probe"):
+        export_onnx(tmp_path / "b", tmp_path / "onnx")
     assert not (tmp_path / "onnx").exists()
 
 

@@ -95,10 +95,12 @@ def test_embed_rank_and_diagnose_over_cached_features_build_nothing(cache, build
 def test_warm_fit_builds_nothing_and_predicts_the_same(cache, builds, tiny_st_dir, texts) -> None:
     data = from_arrays(*texts)
     spec = f"st:{tiny_st_dir}"
-    cold = hs.fit(data, backbone=spec, baseline=False, progress=False)
+    cold = hs.fit(data, backbone=spec, strategy="probe", baseline=False, progress=False)
     before = dict(builds)
-    warm = hs.fit(data, backbone=spec, baseline=False, progress=False)
+    warm = hs.fit(data, backbone=spec, strategy="probe", baseline=False, progress=False)
     assert builds == before and not warm.backbone.built
+    hs.fit(data, backbone=spec, baseline=False, progress=False)  # auto, the default: every candidate on cached rows
+    assert builds == before
     assert warm.metrics == cold.metrics
     # prediction on new text needs the network: it is built then, and agrees with the cold model
     assert warm.predict(["the bank profit rose today"]) == cold.predict(["the bank profit rose today"])

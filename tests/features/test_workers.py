@@ -54,7 +54,12 @@ def test_the_server_predictor_never_forks(asked_workers: list[int], monkeypatch:
 
     images, labels = digit_images(4)
     hs.fit(
-        from_arrays(images, labels), backbone="headstart:tiny-cnn", out=tmp_path / "m", progress=False, baseline=False
+        from_arrays(images, labels),
+        backbone="headstart:tiny-cnn",
+        out=tmp_path / "m",
+        progress=False,
+        baseline=False,
+        strategy="probe",
     )
     asked_workers.clear()  # fit's own extraction is not the server's
     eight_cpus(monkeypatch)

@@ -104,7 +104,9 @@ def test_fit_delegates_to_finetune(digits60):
     stages = [r["stage"] for r in model.report["finetune"]["history"]]
     assert stages == ["frozen", "unfrozen"]
     with pytest.raises(TypeError, match="options epochs do not apply to strategy .probe."):
-        hs.fit(digits60, backbone=TINY_CNN, epochs=2)
+        hs.fit(digits60, backbone=TINY_CNN, epochs=2, strategy="probe")
+    with pytest.raises(TypeError, match="options epochs only reach strategy 'auto' through its fine-tuning"):
+        hs.fit(digits60, backbone=TINY_CNN, epochs=2)  # auto, the default, with no time budget
 
 
 def test_early_stopping_restores_the_best_epoch(digits60):

@@ -9,6 +9,7 @@ import pytest
 
 import headstart as hs
 from headstart.data import from_arrays
+from headstart.errors import DataError
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +99,7 @@ def test_text_auto_can_choose_and_save_tf_idf(tmp_path, tiny_st_dir) -> None:
 def test_several_backbones_need_auto(digits_small) -> None:
     images, labels = digits_small
     with pytest.raises(TypeError, match="several backbones need strategy='auto'"):
-        hs.fit(from_arrays(images, labels), backbone=["headstart:tiny-cnn", "headstart:tiny-cnn?width=8"])
+        hs.fit(from_arrays(images, labels), backbone=["headstart:tiny-cnn", "headstart:tiny-cnn?width=8"], head="mlp")
 
 
 @pytest.mark.slow
@@ -122,3 +123,31 @@ def test_choice_keeps_the_default_unless_clearly_beaten() -> None:
     assert choose([lucky, default], default) is default
     assert choose([lucky, default, clear], default) is clear
     assert choose([lucky], None) is lucky
+
+
+def test_fit_compares_recipes_unless_told_one(auto_digits, digits_small) -> None:
+    """`fit` without a strategy is `auto` (the baseline is a candidate, so the default is not worse than it); a head
+    names the probe's recipe; a class with a single training item is too few to compare on: the probe, said so."""
+    images, labels = digits_small
+    data = from_arrays(images, labels)
+    default = hs.fit(data, backbone="headstart:tiny-cnn", progress=False)
+    assert default.report["strategy"] == "auto" and default.report["chosen"] == auto_digits[0].report["chosen"]
+    assert default.backbone_spec == auto_digits[0].backbone_spec  # the raw pixels, as the explicit auto chose
+    probe = hs.fit(data, backbone="headstart:tiny-cnn", head="linear", progress=False)
+    assert probe.report["strategy"] == "probe" and "leaderboard" not in probe.report
+    assert probe.backbone_spec == "headstart:tiny-cnn"
+    keep = np.flatnonzero(labels != "3").tolist() + [int(np.flatnonzero(labels == "3")[0])]  # a single "3"
+    train, test = from_arrays(images[keep], labels[keep]), from_arrays(images[:30], labels[:30])
+    lone = hs.fit(train, test=test, backbone="headstart:tiny-cnn", progress=False)
+    assert lone.report["strategy"] == "probe" and "single training item" in lone.report["strategy_note"]
+    with pytest.raises(DataError, match="at least 2 labelled items per class"):  # asked for by name
+        hs.fit(train, test=test, backbone="headstart:tiny-cnn", strategy="auto", progress=False)
+
+
+def test_auto_joins_a_joined_backbone_with_the_baseline(digits_small) -> None:
+    images, labels = digits_small
+    joined = "concat:headstart:tiny-cnn + headstart:tiny-cnn?width=8"
+    model = hs.fit(from_arrays(images, labels), backbone=joined, strategy="auto", progress=False)
+    names = {r["name"]: r for r in model.report["leaderboard"]}
+    row = names[f"{joined} ⊕ baseline features + linear head"]
+    assert row["cv_accuracy"] is not None and row["spec"] == f"{joined} + features:pixels?mode=L&side=8"

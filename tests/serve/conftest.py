@@ -25,7 +25,8 @@ def image_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     images, labels = digit_images(6)
     out = tmp_path_factory.mktemp("serve") / "digits"
-    hs.fit(from_arrays(images, labels), backbone="headstart:tiny-cnn", out=out, progress=False, baseline=False)
+    hs.fit(from_arrays(images, labels), backbone="headstart:tiny-cnn", out=out, strategy="probe", progress=False,
+           baseline=False)  # fmt: skip
     return out
 
 
