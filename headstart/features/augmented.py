@@ -3,11 +3,14 @@ frozen features sees the nuisances (noise, level, timing) it will meet at test t
 
 Audio: each copy of a clip gets white noise at a random SNR (0-20 dB, below its active speech level), a random gain
 (+-6 dB) and a small time shift inside the backbone's window (+-0.1 s), from `headstart.features.audio_augment`
-(`PROBE_LEVEL`, `noisy_copy`), seeded by (seed, copy, item index). Noise goes onto the whole decoded recording before
-the backbone's own preprocessing (trimming, if on, and the window), as in a noisy recording and as
-`headstart.data.audio.with_noise` does for test-time checks. The copies are waveforms, so they go through
-`extract_features` like any item: content-addressed in the feature cache, and a second call with the same seed
-reads them back without running the backbone. Text and images have no augmentation here: the result is empty.
+(`PROBE_LEVEL`, `noisy_copy`), seeded by (seed, copy, the clip's samples): a clip's copies are the same in whichever
+subset it sits (each fold of `auto`, the split, the refit on every label), so the feature cache serves them after
+their first extraction (babble copies also draw other talkers of the subset, so theirs change with it). Noise goes
+onto the whole decoded recording before the backbone's own preprocessing (trimming, if on, and the window), as in a
+noisy recording and as `headstart.data.audio.with_noise` does for test-time checks. The copies are waveforms, so
+they go through `extract_features` like any item: content-addressed in the feature cache, and a second call with the
+same seed reads them back without running the backbone. Text and images have no augmentation here: the result is
+empty.
 
 The head then trains on the original rows followed by these:
 
@@ -61,6 +64,7 @@ def audio_views(backbone: Backbone, ds: Dataset, *, seed: int = 0, copies: int =
             waves.append(load_audio(item, rate))
         except Exception as exc:
             raise DataError(f"{ds.where[i]}: cannot be read ({exc})") from None
+    keys = [clip_key(wave) for wave in waves]
     items: list[Any] = []
     where: list[str] = []
 
@@ -69,7 +73,7 @@ def audio_views(backbone: Backbone, ds: Dataset, *, seed: int = 0, copies: int =
 
     for copy in range(copies):
         for i, wave in enumerate(waves):
-            rng = np.random.default_rng(_view_seed(seed, copy, i))
+            rng = np.random.default_rng(_view_seed(seed, copy, keys[i]))
             items.append(noisy_copy(wave, rng, PROBE_LEVEL, rate, talkers=others(i)))
             where.append(f"{ds.where[i]} (augmented copy {copy})")
     return Dataset(
@@ -81,6 +85,14 @@ def audio_views(backbone: Backbone, ds: Dataset, *, seed: int = 0, copies: int =
     )
 
 
-def _view_seed(seed: int, copy: int, index: int) -> int:
-    """One 63-bit seed per (seed, copy, item): independent streams for every copy of every clip."""
-    return int(np.random.SeedSequence([seed & 0xFFFFFFFF, copy, index]).generate_state(2, np.uint64)[0] >> 1)
+def clip_key(wave: np.ndarray) -> int:
+    """A 64-bit digest of a decoded clip's samples: what seeds its copies, so they follow the clip, not its index."""
+    import hashlib
+
+    digest = hashlib.blake2b(np.ascontiguousarray(wave, dtype=np.float32).tobytes(), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+def _view_seed(seed: int, copy: int, key: int) -> int:
+    """One 63-bit seed per (seed, copy, clip): independent streams for every copy of every clip."""
+    return int(np.random.SeedSequence([seed & 0xFFFFFFFF, copy, key]).generate_state(2, np.uint64)[0] >> 1)

@@ -32,6 +32,10 @@ def test_training_views_differ_are_seeded_cached_and_aligned(tones_dir: Path, mo
     monkeypatch.setattr(bb, "embed", lambda batch: calls.append(1) or real_embed(batch))
     again, again_targets = training_views(bb, ds, seed=3, copies=2)
     assert calls == [] and np.array_equal(again, x) and again_targets == targets  # same seed: all from the cache
+    # a clip's copies follow the clip, not its place: in another subset (a fold of auto, the refit on every label)
+    # they are the same copies, read from the cache
+    moved, _ = training_views(bb, ds.subset([3, 1]), seed=3, copies=2)
+    assert calls == [] and np.array_equal(moved, x[[3, 1, 7, 5]])
     other, _ = training_views(bb, ds, seed=4, copies=2)
     assert calls and not np.allclose(other, x, atol=1e-3)  # another seed: new copies, run through the backbone
 

@@ -19,8 +19,8 @@ def _fit_and_export(spec: str, source: str, tmp_path: Path, quantize: str) -> di
     train = [int(i) for c in sorted(set(labels)) for i in rng.choice(np.flatnonzero(labels == c), 8, replace=False)]
     rest = np.setdiff1d(np.arange(len(labels)), train)
     check = ds.subset(sorted(rng.choice(rest, 60, replace=False)))
-    hs.fit(ds.subset(sorted(train)), backbone=spec, out=tmp_path / "model", test_size=0, baseline=False,
-           progress=False)  # fmt: skip
+    hs.fit(ds.subset(sorted(train)), backbone=spec, out=tmp_path / "model", strategy="probe", test_size=0,
+           baseline=False, progress=False)  # fmt: skip
     fp32 = export_onnx(tmp_path / "model", tmp_path / "fp32", check=check)
     int8 = export_onnx(tmp_path / "model", tmp_path / "int8", check=check, quantize=quantize, force=True)
     return {"fp32": fp32, "int8": int8, "check": check}

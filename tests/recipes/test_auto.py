@@ -94,6 +94,14 @@ def test_text_auto_can_choose_and_save_tf_idf(tmp_path, tiny_st_dir) -> None:
     assert model.backbone_spec.startswith(tfidf)
     again = hs.load(tmp_path / "t")
     assert again.predict(["the film vote phone goal", "the music party star bank"]) == ["sport", "business"]
+    # what `fit`'s default may save is served like any model; export says why it cannot hold it, and what can
+    from headstart.export import ExportError, export_onnx
+    from headstart.serve.predictor import load_predictor
+
+    served = load_predictor(tmp_path / "t").probabilities(["the film vote phone goal", "the music party star bank"])
+    np.testing.assert_array_equal(served["label"].argmax(1), [1, 0])  # classes_ sorted: business, sport
+    with pytest.raises(ExportError, match="--strategy probe"):
+        export_onnx(tmp_path / "t", tmp_path / "onnx")
 
 
 def test_several_backbones_need_auto(digits_small) -> None:
