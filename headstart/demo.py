@@ -192,8 +192,9 @@ def _print(console: Any, result: dict[str, Any]) -> None:
     console.print(table)
     console.print(
         f"the same test split for every column (seed {result['seed']}); probe: a linear head tuned by cross-validation "
-        f"on the frozen features; auto: the baseline, heads and joined features compared by cross-validation on the "
-        f"training labels, the best refit on them; baseline: {result['baseline']}"
+        f"on the frozen features (--strategy probe); auto (what `headstart fit` does by default): the baseline, heads "
+        f"and joined features compared by cross-validation on the training labels, the best refit on them; baseline: "
+        f"{result['baseline']}"
     )
     ex = Table(title="predictions on unseen test items")
     for col in ("input", "predicted", "p", "true"):
