@@ -98,6 +98,14 @@ def test_multitask_text_fit_with_mlp_head(tiny_st_dir, tmp_path) -> None:
     assert (tmp_path / "multi" / "confusion-topic.png").is_file()
     loaded = hs.load(tmp_path / "multi")
     assert loaded.predict(["the market shares fell"], task="size")[0] in ("long", "short")
+    # fit's default (auto) on the same two columns: candidates scored on the mean accuracy over both, one model saved
+    auto = hs.fit(str(table), backbone=f"st:{tiny_st_dir}", label_columns=["topic", "size"], out=tmp_path / "auto",
+                  progress=False)  # fmt: skip
+    assert auto.report["strategy"] == "auto" and auto.tasks == ["topic", "size"]
+    assert set(auto.report["tasks"]) == {"topic", "size"} and len(auto.report["leaderboard"]) >= 3
+    again = hs.load(tmp_path / "auto")
+    texts = ["the market shares fell", "the team won the match"]
+    assert again.predict(texts, task="size") == auto.predict(texts, task="size")
 
 
 def test_embed_writes_npy(tiny_st_dir, tmp_path) -> None:
