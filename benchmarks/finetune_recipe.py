@@ -71,6 +71,11 @@ RECIPES: dict[str, dict[str, Any]] = {
     "ft-bb03": {"strategy": "finetune", "backbone_lr_mult": 0.3},
     "ft-300steps-bb03": {"strategy": "finetune", "steps": 300, "backbone_lr_mult": 0.3},
     "ft-300steps-bb1": {"strategy": "finetune", "steps": 300, "backbone_lr_mult": 1.0},
+    # 2026-12-02 candidates on top of the present default (300 steps, 0.3 x): twice the steps; label smoothing 0.1;
+    # L2-SP towards the pretrained weights (Li et al. 2018) at alpha 0.01
+    "ft-600steps": {"strategy": "finetune", "steps": 600},
+    "ft-ls01": {"strategy": "finetune", "label_smoothing": 0.1},
+    "ft-l2sp": {"strategy": "finetune", "l2sp": 0.01},
 }
 
 DATA = {
