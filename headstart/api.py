@@ -202,6 +202,8 @@ def fit(
         raise TypeError("several backbones need strategy='auto', which compares them")
     if strategy != "auto" and time_budget is not None:
         raise TypeError(f"time_budget applies to strategy='auto', not {strategy!r}")
+    if strategy == "auto" and (head is not None or head_params):
+        raise TypeError("head and head_params name one recipe; strategy='auto' compares heads and settings itself")
     run = open_run(
         data,
         backbone=backbone,

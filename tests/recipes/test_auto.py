@@ -148,6 +148,8 @@ def test_fit_compares_recipes_unless_told_one(auto_digits, digits_small) -> None
     train, test = from_arrays(images[keep], labels[keep]), from_arrays(images[:30], labels[:30])
     lone = hs.fit(train, test=test, backbone="headstart:tiny-cnn", progress=False)
     assert lone.report["strategy"] == "probe" and "single training item" in lone.report["strategy_note"]
+    with pytest.raises(TypeError, match="strategy='auto' compares heads and settings itself"):
+        hs.fit(data, backbone="headstart:tiny-cnn", strategy="auto", head="mlp", progress=False)
     with pytest.raises(DataError, match="at least 2 labelled items per class"):  # asked for by name
         hs.fit(train, test=test, backbone="headstart:tiny-cnn", strategy="auto", progress=False)
 
