@@ -115,6 +115,8 @@ def fit(
 ) -> None:
     """Extract features with a pretrained backbone, fit a head, evaluate on a held-out split, save the model.
 
+    By default (--strategy auto) the simple baseline, tuned heads on the backbone's features and the two joined are
+    compared by cross-validation, and the best is refit on every label; --strategy probe (or --head) fits one head.
     With --strategy finetune / gradual / layer-decay / lora, the backbone trains with the head (see lr-find too).
     With --task transcribe or seq2seq, a pretrained encoder-decoder is fine-tuned on pairs (--strategy full,
     decoder or lora) and scored beside its baselines.
