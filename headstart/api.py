@@ -217,6 +217,8 @@ def fit(
         strict=strict,
     )
     note = None
+    from headstart.autofit import comparable
+
     if chosen_by_default and strategy == "auto" and not comparable(run.part.train):
         strategy, note = "probe", "the probe: a class has a single training item, too few for auto to compare recipes"
     recipe = {
@@ -250,13 +252,6 @@ def default_strategy(head: str | None, head_params: dict[str, Any] | None) -> st
     """The strategy of a `fit` that names none: "auto", which compares recipes (the baseline among them), unless a
     head or its settings were given: they name one recipe, the probe's."""
     return "probe" if head is not None or head_params else "auto"
-
-
-def comparable(train: Any) -> bool:
-    """Whether `auto` can cross-validate on `train`: at least 2 items in every class of every label column."""
-    from collections import Counter
-
-    return all(min(Counter(str(v) for v in train.targets[t]).values()) >= 2 for t in train.tasks)
 
 
 def _fit_sequence(data: Any, task: str, refused: list[str], *, strategy: str, **options: Any) -> Any:

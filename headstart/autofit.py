@@ -195,12 +195,12 @@ def fold_indices(train: Dataset, seed: int) -> list[tuple[np.ndarray, np.ndarray
     """The folds every candidate is scored on: stratified on the first task (grouped when items have groups)."""
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
-    y = np.asarray(train.targets[train.tasks[0]], dtype=object)
-    k = int(min(CV_FOLDS, np.unique(y, return_counts=True)[1].min()))
-    if k < 2:
+    if not comparable(train):
         from headstart.errors import DataError
 
         raise DataError(f"{train.source}: --strategy auto needs at least 2 labelled items per class to compare recipes")
+    y = np.asarray(train.targets[train.tasks[0]], dtype=object)
+    k = int(min(CV_FOLDS, np.unique(y, return_counts=True)[1].min()))
     if train.groups is not None and len(set(train.groups)) >= k:
         return list(StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed).split(y, y, train.groups))
     if len(y) < REPEAT_BELOW:  # a few labels: folds of a handful of items, drawn three times over
@@ -208,6 +208,13 @@ def fold_indices(train: Dataset, seed: int) -> list[tuple[np.ndarray, np.ndarray
 
         return list(RepeatedStratifiedKFold(n_splits=k, n_repeats=3, random_state=seed).split(y, y))
     return list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(y, y))
+
+
+def comparable(train: Dataset) -> bool:
+    """Whether `auto` can cross-validate on `train`: at least 2 items in every class of every label column."""
+    from collections import Counter
+
+    return all(min(Counter(str(v) for v in train.targets[t]).values()) >= 2 for t in train.tasks)
 
 
 def first_draw(folds: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:

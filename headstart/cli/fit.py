@@ -127,7 +127,9 @@ def fit(
         return sequence.fit(ctx, task.value)
     sequence.refuse_sequence_options(ctx, "classification")
     scale = o.scale(ctx, engine, workers, gpus_per_worker)
-    name = strategy.value if strategy is not None else ("probe" if head is not None else "auto")
+    from headstart.api import default_strategy
+
+    name = strategy.value if strategy is not None else default_strategy(head and head.value, None)
     if name not in ("probe", "auto"):
         o.refuse(o.given(ctx, "engine", "workers", "gpus_per_worker"), "apply to --strategy probe and auto")
     tuning = ("epochs", "lr", "augment", "weight_decay", "dropout", "label_smoothing", "l2sp", "patience")
